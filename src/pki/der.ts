@@ -32,26 +32,59 @@ export class DerError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-function encodeLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+/** Octets of the identifier plus the definite length (X.690 §8.1.3): short form below 128. */
+function headerLength(length: number): number {
+  if (length < 0x80) return 2;
+  if (length < 0x100) return 3;
+  if (length < 0x10000) return 4;
+  if (length < 0x1000000) return 5;
+  return 6;
 }
+
+/** Writes identifier and length at the start of `out`; returns the header size. */
+function writeHeader(out: Buffer, tag: number, length: number): number {
+  const size = headerLength(length);
+  out[0] = tag;
+  if (size === 2) {
+    out[1] = length;
+    return 2;
+  }
+  out[1] = 0x80 | (size - 2);
+  for (let i = size - 1, n = length; i >= 2; i--, n = Math.floor(n / 256)) out[i] = n & 0xff;
+  return size;
+}
+
+// The writer allocates each node once and copies the children into it: TBS certificates are built
+// on the issuance hot path (profiles.ts), where a concat per header would double the cost.
 
 /** One TLV with a single-byte identifier (low tag numbers, X.690 §8.1.2.2). */
 export function tlv(tag: number, content: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+  const out = Buffer.allocUnsafe(headerLength(content.length) + content.length);
+  out.set(content, writeHeader(out, tag, content.length));
+  return out;
+}
+
+/** A constructed TLV whose content is the concatenation of `items`, written in one allocation. */
+export function constructed(tag: number, items: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const item of items) total += item.length;
+  const out = Buffer.allocUnsafe(headerLength(total) + total);
+  let offset = writeHeader(out, tag, total);
+  for (const item of items) {
+    out.set(item, offset);
+    offset += item.length;
+  }
+  return out;
 }
 
 export function sequence(...items: Uint8Array[]): Buffer {
-  return tlv(Tag.sequence, Buffer.concat(items));
+  return constructed(Tag.sequence, items);
 }
 
 /** SET OF: DER sorts the encoded elements (X.690 §11.6). */
 export function setOf(...items: Uint8Array[]): Buffer {
-  const sorted = [...items].sort((a, b) => Buffer.compare(a, b));
-  return tlv(Tag.set, Buffer.concat(sorted));
+  const sorted = items.length < 2 ? items : [...items].sort((a, b) => Buffer.compare(a, b));
+  return constructed(Tag.set, sorted);
 }
 
 /** [n] EXPLICIT: a constructed context-specific wrapper around one encoded value. */
@@ -165,34 +198,47 @@ export function ia5String(text: string): Buffer {
   return tlv(Tag.ia5String, Buffer.from(text, "latin1"));
 }
 
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, "0");
+/** Writes `value` as `width` ASCII digits at `offset`. */
+function writeDigits(out: Buffer, offset: number, value: number, width: number): void {
+  for (let i = offset + width - 1, n = value; i >= offset; i--, n = Math.floor(n / 10)) out[i] = 0x30 + (n % 10);
+}
+
+/** Tag, length, then the date as digits (year of `yearWidth` digits) and "Z"; no fractions. */
+function timeValue(tag: number, date: Date, yearWidth: 2 | 4): Buffer {
+  const time = date.getTime();
+  if (Number.isNaN(time)) throw new DerError("invalid Date");
+  const year = date.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new DerError(`GeneralizedTime cannot hold the year ${year}`);
+  const length = yearWidth + 11;
+  const out = Buffer.allocUnsafe(2 + length);
+  out[0] = tag;
+  out[1] = length;
+  writeDigits(out, 2, yearWidth === 2 ? year % 100 : year, yearWidth);
+  let o = 2 + yearWidth;
+  for (const part of [
+    date.getUTCMonth() + 1,
+    date.getUTCDate(),
+    date.getUTCHours(),
+    date.getUTCMinutes(),
+    date.getUTCSeconds(),
+  ]) {
+    writeDigits(out, o, part, 2);
+    o += 2;
+  }
+  out[o] = 0x5a; // "Z"
+  return out;
 }
 
 /** UTCTime YYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.1), for years 1950 to 2049. */
 export function utcTime(date: Date): Buffer {
   const year = date.getUTCFullYear();
   if (year < 1950 || year > 2049) throw new DerError(`UTCTime cannot hold the year ${year}`);
-  const text =
-    pad(year % 100, 2) +
-    pad(date.getUTCMonth() + 1, 2) +
-    pad(date.getUTCDate(), 2) +
-    pad(date.getUTCHours(), 2) +
-    pad(date.getUTCMinutes(), 2) +
-    pad(date.getUTCSeconds(), 2);
-  return tlv(Tag.utcTime, Buffer.from(`${text}Z`, "latin1"));
+  return timeValue(Tag.utcTime, date, 2);
 }
 
 /** GeneralizedTime YYYYMMDDHHMMSSZ without fractional seconds (RFC 5280 §4.1.2.5.2). */
 export function generalizedTime(date: Date): Buffer {
-  const text =
-    pad(date.getUTCFullYear(), 4) +
-    pad(date.getUTCMonth() + 1, 2) +
-    pad(date.getUTCDate(), 2) +
-    pad(date.getUTCHours(), 2) +
-    pad(date.getUTCMinutes(), 2) +
-    pad(date.getUTCSeconds(), 2);
-  return tlv(Tag.generalizedTime, Buffer.from(`${text}Z`, "latin1"));
+  return timeValue(Tag.generalizedTime, date, 4);
 }
 
 /** Time ::= CHOICE { utcTime, generalTime }: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5). */
@@ -327,16 +373,26 @@ export function readTime(node: DerNode): Date {
     throw new DerError(`expected a time, got tag 0x${node.tag.toString(16)}`);
   }
   const [, , mo, d, h, mi, s] = match.map(Number) as number[];
-  const date = new Date(Date.UTC(year, mo! - 1, d, h, mi, s));
+  if (h! > 23 || mi! > 59 || s! > 59) throw new DerError(`invalid time of day ${text}`);
+  const date = new Date(Date.UTC(2000, mo! - 1, d, h, mi, s));
+  date.setUTCFullYear(year, mo! - 1, d); // Date.UTC maps years 0 to 99 to 1900 to 1999
   if (date.getUTCMonth() !== mo! - 1 || date.getUTCDate() !== d) throw new DerError(`invalid date ${text}`);
   return date;
 }
+
+/** Fatal on malformed UTF-8; a leading U+FEFF is kept, since it is part of the value's text. */
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Text of a UTF8String, PrintableString or IA5String. */
 export function readString(node: DerNode): string {
   switch (node.tag) {
     case Tag.utf8String:
-      return new TextDecoder("utf-8", { fatal: true }).decode(node.content);
+      try {
+        return utf8Decoder.decode(node.content);
+      } catch {
+        // TextDecoder throws a TypeError; callers of the reader expect only DerError.
+        throw new DerError("UTF8String: invalid UTF-8");
+      }
     case Tag.printableString:
     case Tag.ia5String:
       return node.content.toString("latin1");

@@ -1,0 +1,172 @@
+/**
+ * The registry's tables as Kysely sees them. Times are ISO-8601 UTC text (`2026-11-25T21:51:52.123Z`):
+ * they sort as text and read the same on SQLite and PostgreSQL. Binary columns are `blob` on SQLite and
+ * `bytea` on PostgreSQL and always come back as Buffer (db.ts normalises rows).
+ */
+import type { Generated, Insertable, Selectable } from "kysely";
+
+/** Which CA (or outside authority) signs: JPKI signing CA, JPKI user-authentication CA, SIM maker CA. */
+export type CertificateIssuer = "sign" | "auth" | "sim-maker";
+
+export const certificateIssuers: readonly CertificateIssuer[] = ["sign", "auth", "sim-maker"];
+
+/**
+ * What a certificate is for. `card-*` live on the My Number card, `phone-*` in the SIM's JPKI applet
+ * (移動端末設備用), `ocsp` are delegated responders, `ca` the roots, `sim-attestation` the SIM maker's.
+ */
+export type CertificateKind =
+  | "card-sign"
+  | "card-auth"
+  | "phone-auth"
+  | "phone-sign"
+  | "ocsp"
+  | "ca"
+  | "sim-attestation";
+
+export const certificateKinds: readonly CertificateKind[] = [
+  "card-sign",
+  "card-auth",
+  "phone-auth",
+  "phone-sign",
+  "ocsp",
+  "ca",
+  "sim-attestation",
+];
+
+/** Where the private key lives. */
+export type CertificateMedium = "card" | "sim" | "none";
+
+export const certificateMedia: readonly CertificateMedium[] = ["card", "sim", "none"];
+
+/**
+ * `pending`: serial and TBS stored, not (known to be) signed. `issued`: DER stored. `failed`: could not
+ * be finished; the TBS stays for the record. The lifecycle (issue 4) adds the rest.
+ */
+export type CertificateStatus = "pending" | "issued" | "failed" | "suspended" | "revoked" | "expired";
+
+type Timestamp = string;
+
+export interface PersonsTable {
+  id: string;
+  name: string;
+  sex: string;
+  /** YYYY-MM-DD (the card's 生年月日, Gregorian). */
+  birth_date: string;
+  /** 住所: address of record (住民票), where restricted-delivery mail goes. */
+  address: string;
+  /** 居所: where the person actually lives, when it differs from the address of record. */
+  residence: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CardsTable {
+  id: string;
+  person_id: string;
+  /** The card's identifier (a test card number; never a real My Number). */
+  card_number: string;
+  issued_at: Timestamp;
+  expires_at: Timestamp;
+  /** `active`, later `lost`, `returned`, `dead`. */
+  status: string;
+  /** The emulated card's state file. */
+  state_path: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SimsTable {
+  id: string;
+  iccid: string;
+  eid: string | null;
+  carrier: string | null;
+  status: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CertificatesTable {
+  /** Lowercase hex of the serial number's 16 bytes (positive, first byte non-zero). */
+  serial: string;
+  issuer: CertificateIssuer;
+  kind: CertificateKind;
+  medium: CertificateMedium;
+  person_id: string | null;
+  card_id: string | null;
+  sim_id: string | null;
+  /** The card certificate a phone certificate was issued against (link query, cascades). */
+  parent_serial: string | null;
+  status: CertificateStatus;
+  /** TBSCertificate DER, stored before signing (Boulder's order). */
+  tbs: Buffer;
+  der: Buffer | null;
+  not_before: Timestamp;
+  not_after: Timestamp;
+  /** CRL shard, fixed at issuance and written into the certificate's CRL distribution point. */
+  shard: number;
+  failure_reason: string | null;
+  revoked_at: Timestamp | null;
+  /** CRLReason code (RFC 5280 §5.3.1). */
+  revocation_reason: number | null;
+  invalidity_date: Timestamp | null;
+  /** The revokedCertificates entry, DER, made at revocation so a CRL is "concatenate and sign". */
+  crl_entry: Buffer | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface LifecycleEventsTable {
+  /** Also the registry's change sequence: increases with every certificate state change. */
+  id: Generated<number>;
+  serial: string;
+  event: string;
+  from_status: string | null;
+  to_status: string;
+  reason: string | null;
+  actor: string;
+  at: Timestamp;
+}
+
+export interface AuditLogTable {
+  seq: number;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  subject: string;
+  /** Canonical JSON (sorted keys). */
+  details: string;
+  /** Hex SHA-256. */
+  prev_hash: string;
+  hash: string;
+}
+
+/** One row (id 1): the last sequence number and hash, locked by every writer. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface RegistrySchema {
+  persons: PersonsTable;
+  cards: CardsTable;
+  sims: SimsTable;
+  certificates: CertificatesTable;
+  lifecycle_events: LifecycleEventsTable;
+  audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
+  settings: SettingsTable;
+}
+
+export type Person = Selectable<PersonsTable>;
+export type Card = Selectable<CardsTable>;
+export type Sim = Selectable<SimsTable>;
+export type CertificateRow = Selectable<CertificatesTable>;
+export type LifecycleEvent = Selectable<LifecycleEventsTable>;
+export type AuditRow = Selectable<AuditLogTable>;
+export type NewCertificateRow = Insertable<CertificatesTable>;
