@@ -3,7 +3,7 @@
  * noisy: OpenSSL's own RSA-2048 signing rate, and how many cores a piece of work kept busy.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** `openssl speed rsa2048` on one core: RSA-2048 private-key operations per second. */
 export function opensslRsa2048SignsPerSecond(seconds = 3): number {
@@ -18,27 +18,40 @@ export function opensslRsa2048SignsPerSecond(seconds = 3): number {
   return rate;
 }
 
-/** Busy and total CPU time of the whole machine, from /proc/stat (Linux), in clock ticks. */
-function machineTicks(): { busy: number; total: number } {
-  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
+/** CPU seconds used so far by this process and by every PostgreSQL server process (from /proc, Linux). */
+function cpuSeconds(): { ours: number; database: number } {
+  const hz = 100; // USER_HZ on Linux
+  let database = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (comm !== "postgres") continue;
+      // Fields after the command name: state is field 3, utime 14 and stime 15 (proc(5)).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      database += (Number(fields[11]) + Number(fields[12])) / hz;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const usage = process.cpuUsage();
+  return { ours: (usage.user + usage.system) / 1e6, database };
 }
 
-/** Cores kept busy while `work` ran: the machine's (all processes, e.g. our own plus PostgreSQL's) and ours. */
+/**
+ * Cores kept busy while `work` ran, counting this process and the database server (PostgreSQL's
+ * processes), but not unrelated load on the machine.
+ */
 export async function measureCores<T>(
   work: () => Promise<T>,
-): Promise<{ result: T; seconds: number; machineCores: number; processCores: number }> {
-  const ticks0 = machineTicks();
-  const cpu0 = process.cpuUsage();
+): Promise<{ result: T; seconds: number; cores: number; processCores: number }> {
+  const before = cpuSeconds();
   const t0 = performance.now();
   const result = await work();
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const ticks1 = machineTicks();
-  const hz = 100; // USER_HZ on Linux
-  const machineCores = (ticks1.busy - ticks0.busy) / hz / seconds;
-  const processCores = (cpu.user + cpu.system) / 1e6 / seconds;
-  return { result, seconds, machineCores, processCores };
+  const after = cpuSeconds();
+  const processCores = (after.ours - before.ours) / seconds;
+  const cores = processCores + (after.database - before.database) / seconds;
+  return { result, seconds, cores, processCores };
 }

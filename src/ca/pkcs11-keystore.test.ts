@@ -7,9 +7,10 @@ import { after, before, describe, test } from "node:test";
 import type * as Pkcs11Types from "pkcs11js";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import type { KeyAlgorithm } from "../pki/algorithms.js";
+import { pemEncode } from "../pki/pem.js";
 import { createSoftHsmToken, type SoftHsmToken, softHsmMissing } from "../testing/softhsm.js";
 import { Pkcs11KeyStore } from "./pkcs11-keystore.js";
-import { openssl, pem } from "./test-fixtures.js";
+import { openssl } from "./test-fixtures.js";
 
 const pkcs11js = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
 
@@ -41,7 +42,7 @@ function intruder(): { api: Pkcs11Types.PKCS11; slot: Buffer } {
 
 async function opensslVerifies(spki: Buffer, data: Buffer, signature: Buffer): Promise<string> {
   const dir = await fs.mkdtemp(path.join(work, "verify-"));
-  await fs.writeFile(path.join(dir, "pub.pem"), pem("PUBLIC KEY", spki));
+  await fs.writeFile(path.join(dir, "pub.pem"), pemEncode(spki, "PUBLIC KEY"));
   await fs.writeFile(path.join(dir, "data"), data);
   await fs.writeFile(path.join(dir, "sig"), signature);
   return openssl([
@@ -228,11 +229,10 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
   });
 
   test("a wrong PIN is reported at open, as a server error naming the PIN", async () => {
-    // A token of its own: SoftHSM skips the PIN check while the application is logged in already.
+    // A token of its own: SoftHSM skips the PIN check for a token the application is logged in to.
     const lonely = await createSoftHsmToken();
     try {
       const uri = lonely.uri.replace(/pin-value=[^&]*/, "pin-value=0000");
-      // Logged in through `store`'s token only, so this login really checks the PIN.
       await assert.rejects(Pkcs11KeyStore.open(uri), (error: unknown) => {
         assert.ok(error instanceof JpkiError, String(error));
         assert.equal(error.code, "internal");

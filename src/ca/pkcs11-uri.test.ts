@@ -95,3 +95,14 @@ test("reads the PIN from a file only when group and others cannot", async () => 
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test("openKeyStore: software by default, a pkcs11: URI, anything else refused", async () => {
+  const { openKeyStore } = await import("./open-keystore.js");
+  const store = await openKeyStore(undefined, { dataDirectory: "/nonexistent/data", passphrase: "p" });
+  assert.equal(store.kind, "software");
+  await assert.rejects(openKeyStore("hsm", { dataDirectory: "/x" }), /use "software" or a pkcs11: URI/);
+  await assert.rejects(
+    openKeyStore("pkcs11:token=t?module-path=/nonexistent/lib.so&pin-value=1", { dataDirectory: "/x" }),
+    /PKCS#11 module \/nonexistent\/lib.so does not exist/,
+  );
+});

@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { JpkiError } from "../errors.js";
 import { type KeyAlgorithm, signatureAlgorithmIdentifier } from "../pki/algorithms.js";
 import { integer, sequence } from "../pki/der.js";
+import { pemEncode } from "../pki/pem.js";
 import { createSoftHsmToken, type SoftHsmToken, softHsmMissing } from "../testing/softhsm.js";
 import type { KeyStore, SigningKey } from "./keystore.js";
 import { Pkcs11KeyStore } from "./pkcs11-keystore.js";
@@ -15,7 +16,6 @@ import { SoftwareKeyStore } from "./software-keystore.js";
 import {
   ocspResponse,
   openssl,
-  pem,
   responseData,
   tbsCertificate,
   tbsCertList,
@@ -37,7 +37,7 @@ const serial = () => BigInt(`0x${randomBytes(9).toString("hex")}`) | (1n << 64n)
 
 async function writePem(name: string, label: string, der: Buffer): Promise<string> {
   const file = path.join(work, name);
-  await fs.writeFile(file, pem(label, der));
+  await fs.writeFile(file, pemEncode(der, label));
   return file;
 }
 

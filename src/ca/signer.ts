@@ -48,6 +48,26 @@ function publicKeyOf(spki: Buffer, what: string): KeyObject {
   }
 }
 
+const OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1";
+const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
+
+/**
+ * The subject key is an RSA or EC SubjectPublicKeyInfo (RFC 5280 §4.1.2.7). A structural check: a
+ * full key import (createPublicKey) costs about half an RSA signature, too much on the issuing path.
+ */
+function checkSubjectPublicKeyInfo(spki: Buffer): void {
+  try {
+    const [algorithm, key] = children(readDer(spki, { maxBytes: 2048, maxDepth: 3 }));
+    const id = readOid(children(algorithm!)[0]!);
+    if ((id !== OID_RSA_ENCRYPTION && id !== OID_EC_PUBLIC_KEY) || key?.tag !== 0x03 || key.content.length < 33)
+      throw new DerError(`unexpected key algorithm ${id}`);
+  } catch (error) {
+    throw new JpkiError("bad-input", "the TBSCertificate's subjectPublicKeyInfo is not an RSA or EC public key", {
+      cause: error,
+    });
+  }
+}
+
 /** Signs `tbs` with `key`, then checks the signature against `publicKey` before anything leaves. */
 async function signChecked(
   key: SigningKey,
@@ -244,7 +264,7 @@ export class CertificateSigner {
     expectAlgorithm(fields.signature, this.key, "TBSCertificate");
     if (!fields.issuer.equals(this.subject))
       throw new JpkiError("bad-input", "the TBSCertificate's issuer is not this CA's subject");
-    publicKeyOf(fields.subjectPublicKeyInfo, "the TBSCertificate's subjectPublicKeyInfo");
+    checkSubjectPublicKeyInfo(fields.subjectPublicKeyInfo);
     const signature = await signChecked(this.key, this.publicKey, tbsCertificate, "the certificate");
     return assembleSigned(tbsCertificate, this.algorithm, signature);
   }

@@ -6,8 +6,9 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { JpkiError } from "../errors.js";
 import type { KeyAlgorithm } from "../pki/algorithms.js";
+import { pemEncode } from "../pki/pem.js";
 import { resolvePassphrase, SoftwareKeyStore } from "./software-keystore.js";
-import { openssl, pem } from "./test-fixtures.js";
+import { openssl } from "./test-fixtures.js";
 
 const PASSPHRASE = "correct horse battery staple";
 let work: string;
@@ -29,7 +30,7 @@ function freshStore(passphrase: string | (() => Promise<string>) = PASSPHRASE): 
 /** Checks a signature with OpenSSL, an implementation independent of the one that made it. */
 async function opensslVerifies(spki: Buffer, data: Buffer, signature: Buffer): Promise<string> {
   const dir = await fs.mkdtemp(path.join(work, "verify-"));
-  await fs.writeFile(path.join(dir, "pub.pem"), pem("PUBLIC KEY", spki));
+  await fs.writeFile(path.join(dir, "pub.pem"), pemEncode(spki, "PUBLIC KEY"));
   await fs.writeFile(path.join(dir, "data"), data);
   await fs.writeFile(path.join(dir, "sig"), signature);
   return openssl([

@@ -32,11 +32,6 @@ export async function openssl(args: string[]): Promise<string> {
   return stdout + stderr;
 }
 
-export function pem(label: string, der: Buffer): string {
-  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
-}
-
 export function testName(commonName: string): Buffer {
   return sequence(
     setOf(sequence(oid("2.5.4.6"), printableString("JP"))),

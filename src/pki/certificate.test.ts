@@ -1,23 +1,38 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
 import fc from "fast-check";
 import { runTool } from "../testing/tools.js";
+import { assembleSigned, signatureAlgorithmIdentifier } from "./algorithms.js";
 import {
   findExtension,
+  issuerKeyOf,
+  keyAlgorithmOf,
   parseCertificate,
   parseName,
   readJpkiSubjectAltName,
   renderName,
+  verifyCertificateSignature,
 } from "./certificate.js";
-import { DerError } from "./der.js";
+import { boolean, DerError, explicit, integer, octetString, oid, sequence, tlv, utcTime } from "./der.js";
 import { encodeName } from "./names.js";
 import { pemDecode, pemDecodeAll, pemEncode } from "./pem.js";
 import { buildTestHierarchy, TEST_PERSON } from "./test-hierarchy.js";
 
 const h = buildTestHierarchy();
-const all = [h.signCa, h.authCa, h.signOcsp, h.authOcsp, h.cardSign, h.cardAuth, h.phoneSign, h.phoneAuth, h.simMakerCa, h.simAttestation];
+const all = [
+  h.signCa,
+  h.authCa,
+  h.signOcsp,
+  h.authOcsp,
+  h.cardSign,
+  h.cardAuth,
+  h.phoneSign,
+  h.phoneAuth,
+  h.simMakerCa,
+  h.simAttestation,
+];
 
 describe("parseCertificate agrees with @peculiar/asn1-x509", () => {
   test("every field of every certificate kind", () => {
@@ -37,7 +52,11 @@ describe("parseCertificate agrees with @peculiar/asn1-x509", () => {
       assert.deepEqual(ours.signature, Buffer.from(theirs.signatureValue));
       assert.deepEqual(
         ours.extensions.map((e) => [e.oid, e.critical, e.value.toString("hex")]),
-        (t.extensions ?? []).map((e) => [e.extnID, e.critical, Buffer.from(e.extnValue.buffer).toString("hex")]),
+        Array.from(t.extensions ?? [], (e) => [
+          e.extnID,
+          e.critical,
+          Buffer.from(e.extnValue.buffer).toString("hex"),
+        ]),
       );
     }
   });
@@ -48,12 +67,23 @@ describe("parseCertificate agrees with @peculiar/asn1-x509", () => {
   });
 
   test("names render in encoded order, RFC 4514-escaped", () => {
-    assert.match(renderName(parseCertificate(h.cardSign).issuerDer), /^C=JP, O=JPKI, OU=JPKI for digital signature, /);
+    assert.match(
+      renderName(parseCertificate(h.cardSign).issuerDer),
+      /^C=JP, O=JPKI, OU=JPKI for digital signature, /,
+    );
     assert.equal(
-      renderName(encodeName([["O", "a,b+c"], ["OU", " lead"], ["CN", "#x"]])),
+      renderName(
+        encodeName([
+          ["O", "a,b+c"],
+          ["OU", " lead"],
+          ["CN", "#x"],
+        ]),
+      ),
       "O=a\\,b\\+c, OU=\\ lead, CN=\\#x",
     );
-    assert.deepEqual(parseName(encodeName([["CN", "公的"]]))[0], [{ oid: "2.5.4.3", type: "CN", value: "公的" }]);
+    assert.deepEqual(parseName(encodeName([["CN", "公的"]]))[0], [
+      { oid: "2.5.4.3", type: "CN", value: "公的" },
+    ]);
   });
 
   test("the JPKI SubjectAltName reads back; the auth certificates have none", () => {
@@ -76,7 +106,10 @@ describe("parseCertificate on hostile input", () => {
     const der = h.cardSign;
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.nat(der.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.tuple(fc.nat(der.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 3,
+        }),
         fc.nat(der.length),
         (edits, cut) => {
           const mutated = Buffer.from(der);
@@ -108,14 +141,47 @@ describe("parseCertificate on hostile input", () => {
     const swapped = Buffer.from(h.cardAuth);
     swapped[tbsAlgorithm + 10] = 0x0c; // sha384WithRSAEncryption in the TBS only
     assert.throws(() => parseCertificate(swapped), /differs/);
-    assert.ok(cert.extensions.length > 0);
+
+    const alg = signatureAlgorithmIdentifier("rsa-2048");
+    const name = encodeName([["CN", "x"]]);
+    const time = utcTime(new Date("2025-01-01T00:00:00Z"));
+    const build = (serial: Buffer, extensions: Buffer[]) =>
+      assembleSigned(
+        sequence(
+          explicit(0, integer(2)),
+          serial,
+          alg,
+          name,
+          sequence(time, time),
+          name,
+          cert.spki,
+          explicit(3, sequence(...extensions)),
+        ),
+        alg,
+        Buffer.alloc(1),
+      );
+    const ku = cert.extensions.find((e) => e.oid === "2.5.29.15")!;
+    const kuExtension = sequence(oid(ku.oid), boolean(true), octetString(ku.value));
+    assert.equal(parseCertificate(build(integer(5), [kuExtension])).serialHex, "05");
+    assert.throws(() => parseCertificate(build(integer(5), [kuExtension, kuExtension])), /twice/);
+    assert.throws(() => parseCertificate(build(integer(0), [kuExtension])), /positive/);
+    assert.throws(() => parseCertificate(build(integer(-1), [kuExtension])), /positive/);
+    assert.throws(
+      () => parseCertificate(build(tlv(0x02, Buffer.from("0005", "hex")), [kuExtension])),
+      /non-minimal/,
+    );
+    const falseCritical = sequence(oid(ku.oid), boolean(false), octetString(ku.value));
+    assert.throws(() => parseCertificate(build(integer(5), [falseCritical])), /TRUE/);
   });
 });
 
 describe("PEM (RFC 7468)", () => {
   test("OpenSSL reads our PEM, and we read OpenSSL's", () => {
     const pem = pemEncode(h.signCa);
-    assert.match(pem, /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{64}\n)+[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE-----\n$/);
+    assert.match(
+      pem,
+      /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{64}\n)+[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE-----\n$/,
+    );
     const r = runTool("openssl", ["x509", "-inform", "PEM", "-outform", "PEM"], { input: pem });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(pemDecode(r.stdout), h.signCa);
@@ -136,5 +202,21 @@ describe("PEM (RFC 7468)", () => {
         assert.deepEqual(pemDecode(pemEncode(bytes, "TEST"), "TEST"), Buffer.from(bytes));
       }),
     );
+  });
+});
+
+describe("keys and signatures", () => {
+  test("issuerKeyOf a CA certificate and signature checks", () => {
+    const signCa = parseCertificate(h.signCa);
+    assert.deepEqual(issuerKeyOf(signCa), h.signIssuer);
+    assert.deepEqual(issuerKeyOf(parseCertificate(h.simMakerCa)), h.simMakerIssuer);
+    assert.equal(keyAlgorithmOf(h.keys.citizen.spki), "rsa-2048");
+    assert.equal(verifyCertificateSignature(parseCertificate(h.cardSign), h.keys.signCa.spki), true);
+    assert.equal(verifyCertificateSignature(parseCertificate(h.cardSign), h.keys.authCa.spki), false);
+    assert.equal(verifyCertificateSignature(parseCertificate(h.simAttestation), h.keys.simMaker.spki), true);
+    assert.equal(verifyCertificateSignature(parseCertificate(h.simAttestation), h.keys.signCa.spki), false);
+    const broken = Buffer.from(h.cardAuth);
+    broken[broken.length - 1]! ^= 1;
+    assert.equal(verifyCertificateSignature(parseCertificate(broken), h.keys.authCa.spki), false);
   });
 });

@@ -2,6 +2,9 @@
  * Reading certificates (RFC 5280 §4.1) with our strict, bounded DER reader: the fields the registry
  * stores and the CLI prints. It checks structure, not trust: chain and signature checks live elsewhere.
  */
+import { createPublicKey, verify } from "node:crypto";
+import type { KeyAlgorithm } from "./algorithms.js";
+import { OID_ECDSA_WITH_SHA256, OID_SHA256_WITH_RSA } from "./algorithms.js";
 import {
   children,
   DerError,
@@ -19,13 +22,17 @@ import {
 import {
   ATTRIBUTE_SHORT_NAMES,
   OID_CE_SUBJECT_ALT_NAME,
+  OID_CURVE_P256,
+  OID_EC_PUBLIC_KEY,
   OID_JPKI_ADDRESS,
   OID_JPKI_ADDRESS_SUBSTITUTES,
   OID_JPKI_BIRTH_DATE,
   OID_JPKI_NAME,
   OID_JPKI_NAME_SUBSTITUTES,
   OID_JPKI_SEX,
+  OID_RSA_ENCRYPTION,
 } from "./oids.js";
+import type { IssuerKey } from "./profiles.js";
 
 export interface CertificateExtension {
   readonly oid: string;
@@ -253,4 +260,57 @@ export function readJpkiSubjectAltName(cert: ParsedCertificate): JpkiSubjectAltN
     found = true;
   }
   return found ? (out as JpkiSubjectAltName) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and signatures
+
+/**
+ * The key algorithm of a SubjectPublicKeyInfo among those the project uses: rsaEncryption with a
+ * 2048-bit modulus (RFC 3279 §2.3.1), or id-ecPublicKey on P-256 (RFC 5480 §2.1.1). Others are refused.
+ */
+export function keyAlgorithmOf(spki: Buffer): KeyAlgorithm {
+  const [algorithm] = children(expectTag(readDer(spki, CERTIFICATE_LIMITS), Tag.sequence, "SPKI"));
+  const [algorithmOid, parameters] = children(expectTag(algorithm, Tag.sequence, "SPKI algorithm"));
+  const keyOid = readOid(expectTag(algorithmOid, Tag.oid, "SPKI algorithm OID"));
+  if (keyOid === OID_RSA_ENCRYPTION) {
+    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
+    if (key.asymmetricKeyDetails?.modulusLength === 2048) return "rsa-2048";
+  } else if (
+    keyOid === OID_EC_PUBLIC_KEY &&
+    parameters?.tag === Tag.oid &&
+    readOid(parameters) === OID_CURVE_P256
+  ) {
+    return "ec-p256";
+  }
+  throw new DerError(`unsupported public key (${keyOid})`);
+}
+
+/** What profiles need to issue under a CA certificate: its subject, its SPKI and its key algorithm. */
+export function issuerKeyOf(caCertificate: ParsedCertificate): IssuerKey {
+  return {
+    name: caCertificate.subjectDer,
+    spki: caCertificate.spki,
+    algorithm: keyAlgorithmOf(caCertificate.spki),
+  };
+}
+
+/**
+ * Checks a certificate's signature with the issuer's public key (Node's crypto, never a JavaScript
+ * RSA implementation: LIBRARY-NOTES). Only the two signature algorithms of this project are accepted.
+ */
+export function verifyCertificateSignature(cert: ParsedCertificate, issuerSpki: Buffer): boolean {
+  if (
+    cert.signatureAlgorithmOid !== OID_SHA256_WITH_RSA &&
+    cert.signatureAlgorithmOid !== OID_ECDSA_WITH_SHA256
+  )
+    return false;
+  const key = createPublicKey({ key: issuerSpki, format: "der", type: "spki" });
+  const expected = cert.signatureAlgorithmOid === OID_SHA256_WITH_RSA ? "rsa" : "ec";
+  if (key.asymmetricKeyType !== expected) return false;
+  try {
+    return verify("sha256", cert.tbs, { key, dsaEncoding: "der" }, cert.signature);
+  } catch {
+    return false;
+  }
 }

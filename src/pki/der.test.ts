@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import {
@@ -76,7 +76,11 @@ describe("DER writer", () => {
   test("times round trip through the reader, to the second", () => {
     fc.assert(
       fc.property(
-        fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true }),
+        fc.date({
+          min: new Date("0001-01-01T00:00:00Z"),
+          max: new Date("9999-12-31T23:59:59Z"),
+          noInvalidDate: true,
+        }),
         (date) => {
           const whole = new Date(Math.floor(date.getTime() / 1000) * 1000);
           assert.equal(readTime(readDer(x509Time(date))).getTime(), whole.getTime());
@@ -111,9 +115,12 @@ function onlyDerErrors(input: Buffer, limits?: { maxDepth?: number; maxBytes?: n
 
 describe("DER reader on hostile input", () => {
   test("random bytes: parses or throws DerError, nothing else", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => onlyDerErrors(Buffer.from(bytes))), {
-      numRuns: 5000,
-    });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => onlyDerErrors(Buffer.from(bytes))),
+      {
+        numRuns: 5000,
+      },
+    );
   });
 
   test("mutated valid encodings: parses or throws DerError", () => {
@@ -125,7 +132,10 @@ describe("DER reader on hostile input", () => {
     );
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
         fc.nat(valid.length),
         (edits, cut) => {
           const mutated = Buffer.from(valid);

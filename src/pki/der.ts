@@ -200,7 +200,8 @@ export function ia5String(text: string): Buffer {
 
 /** Writes `value` as `width` ASCII digits at `offset`. */
 function writeDigits(out: Buffer, offset: number, value: number, width: number): void {
-  for (let i = offset + width - 1, n = value; i >= offset; i--, n = Math.floor(n / 10)) out[i] = 0x30 + (n % 10);
+  for (let i = offset + width - 1, n = value; i >= offset; i--, n = Math.floor(n / 10))
+    out[i] = 0x30 + (n % 10);
 }
 
 /** Tag, length, then the date as digits (year of `yearWidth` digits) and "Z"; no fractions. */

@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 import {
   boolean,
-  children,
   constructed,
   DerError,
   expectTag,
@@ -15,7 +14,7 @@ import {
   namedBits,
   octetString,
   oid,
-  readDer,
+  readTlvAt,
   sequence,
   Tag,
   utf8String,
@@ -71,11 +70,18 @@ export function caBasicConstraintsExtension(): Buffer {
  * (excluding tag, length and unused-bits octet) of a SubjectPublicKeyInfo.
  */
 export function keyIdentifier(spki: Buffer): Buffer {
-  const fields = children(expectTag(readDer(spki, { maxDepth: 8, maxBytes: 16_384 }), Tag.sequence, "SPKI"));
-  if (fields.length !== 2)
+  // Two levels only, read directly: this runs for every issued certificate (SKI).
+  if (spki.length > 16_384) throw new DerError("SubjectPublicKeyInfo too large");
+  const outer = expectTag(readTlvAt(spki, 0), Tag.sequence, "SubjectPublicKeyInfo");
+  if (outer.encoded.length !== spki.length) throw new DerError("SubjectPublicKeyInfo: trailing bytes");
+  const algorithm = expectTag(readTlvAt(outer.content, 0), Tag.sequence, "SubjectPublicKeyInfo.algorithm");
+  const bits = expectTag(
+    readTlvAt(outer.content, algorithm.encoded.length),
+    Tag.bitString,
+    "SubjectPublicKeyInfo.subjectPublicKey",
+  );
+  if (algorithm.encoded.length + bits.encoded.length !== outer.content.length)
     throw new DerError("SubjectPublicKeyInfo: expected SEQUENCE { algorithm, subjectPublicKey }");
-  expectTag(fields[0], Tag.sequence, "SubjectPublicKeyInfo.algorithm");
-  const bits = expectTag(fields[1], Tag.bitString, "SubjectPublicKeyInfo.subjectPublicKey");
   if (bits.content.length < 2 || bits.content[0] !== 0)
     throw new DerError("subjectPublicKey: expected whole bytes");
   return createHash("sha1").update(bits.content.subarray(1)).digest();
@@ -125,11 +131,7 @@ export function subjectAltNameExtension(generalNames: readonly Uint8Array[]): Bu
 
 /** certificatePolicies with policy identifiers only, non-critical (RFC 5280 §4.2.1.4). */
 export function certificatePoliciesExtension(...policyOids: string[]): Buffer {
-  return extension(
-    OID_CE_CERTIFICATE_POLICIES,
-    false,
-    sequence(...policyOids.map((p) => sequence(oid(p)))),
-  );
+  return extension(OID_CE_CERTIFICATE_POLICIES, false, sequence(...policyOids.map((p) => sequence(oid(p)))));
 }
 
 /** `[6] IA5String` uniformResourceIdentifier (RFC 5280 §4.2.1.6); refuses non-ASCII (IRIs must be mapped). */

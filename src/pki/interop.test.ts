@@ -3,24 +3,84 @@
  * (`openssl verify` with the purpose a relying party would ask), GnuTLS (`certtool --verify`) and NSS
  * (`vfychain` with the root trusted in a fresh database). Negative cases prove the checks can fail.
  */
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { certtoolVerify, NssUsage, opensslText, opensslVerify, vfychainVerify } from "../testing/tools.js";
 import { buildTestHierarchy } from "./test-hierarchy.js";
 
 const h = buildTestHierarchy();
 
-const kinds = [
+/** Key purposes GnuTLS checks with --verify-purpose (RFC 5280 §4.2.1.12). */
+const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const EMAIL_PROTECTION = "1.3.6.1.5.5.7.3.4";
+const OCSP_SIGNING = "1.3.6.1.5.5.7.3.9";
+
+const kinds: {
+  label: string;
+  root: Buffer;
+  leaf: Buffer;
+  purpose: string;
+  usage: number;
+  keyPurpose?: string;
+}[] = [
   { label: "signing CA", root: h.signCa, leaf: h.signCa, purpose: "any", usage: NssUsage.anyCa },
   { label: "user-auth CA", root: h.authCa, leaf: h.authCa, purpose: "any", usage: NssUsage.anyCa },
-  { label: "card signing", root: h.signCa, leaf: h.cardSign, purpose: "smimesign", usage: NssUsage.emailSigner },
-  { label: "smartphone signing", root: h.signCa, leaf: h.phoneSign, purpose: "smimesign", usage: NssUsage.emailSigner },
-  { label: "card user-auth", root: h.authCa, leaf: h.cardAuth, purpose: "sslclient", usage: NssUsage.sslClient },
-  { label: "smartphone user-auth", root: h.authCa, leaf: h.phoneAuth, purpose: "sslclient", usage: NssUsage.sslClient },
-  { label: "signing OCSP responder", root: h.signCa, leaf: h.signOcsp, purpose: "ocsphelper", usage: NssUsage.ocspResponder },
-  { label: "user-auth OCSP responder", root: h.authCa, leaf: h.authOcsp, purpose: "ocsphelper", usage: NssUsage.ocspResponder },
+  {
+    label: "card signing",
+    root: h.signCa,
+    leaf: h.cardSign,
+    purpose: "smimesign",
+    usage: NssUsage.emailSigner,
+    keyPurpose: EMAIL_PROTECTION,
+  },
+  {
+    label: "smartphone signing",
+    root: h.signCa,
+    leaf: h.phoneSign,
+    purpose: "smimesign",
+    usage: NssUsage.emailSigner,
+    keyPurpose: EMAIL_PROTECTION,
+  },
+  {
+    label: "card user-auth",
+    root: h.authCa,
+    leaf: h.cardAuth,
+    purpose: "sslclient",
+    usage: NssUsage.sslClient,
+    keyPurpose: CLIENT_AUTH,
+  },
+  {
+    label: "smartphone user-auth",
+    root: h.authCa,
+    leaf: h.phoneAuth,
+    purpose: "sslclient",
+    usage: NssUsage.sslClient,
+    keyPurpose: CLIENT_AUTH,
+  },
+  {
+    label: "signing OCSP responder",
+    root: h.signCa,
+    leaf: h.signOcsp,
+    purpose: "ocsphelper",
+    usage: NssUsage.ocspResponder,
+    keyPurpose: OCSP_SIGNING,
+  },
+  {
+    label: "user-auth OCSP responder",
+    root: h.authCa,
+    leaf: h.authOcsp,
+    purpose: "ocsphelper",
+    usage: NssUsage.ocspResponder,
+    keyPurpose: OCSP_SIGNING,
+  },
   { label: "SIM maker CA", root: h.simMakerCa, leaf: h.simMakerCa, purpose: "any", usage: NssUsage.anyCa },
-  { label: "SIM attestation", root: h.simMakerCa, leaf: h.simAttestation, purpose: "any", usage: NssUsage.sslClient },
+  {
+    label: "SIM attestation",
+    root: h.simMakerCa,
+    leaf: h.simAttestation,
+    purpose: "any",
+    usage: NssUsage.sslClient,
+  },
 ];
 
 describe("OpenSSL, GnuTLS and NSS accept every certificate kind", () => {
@@ -30,8 +90,12 @@ describe("OpenSSL, GnuTLS and NSS accept every certificate kind", () => {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /: OK$/m);
     });
-    test(`${k.label}: certtool --verify`, () => {
-      const r = certtoolVerify({ root: k.root, leaf: k.leaf });
+    test(`${k.label}: certtool --verify${k.keyPurpose ? ` --verify-purpose ${k.keyPurpose}` : ""}`, () => {
+      const r = certtoolVerify({
+        root: k.root,
+        leaf: k.leaf,
+        ...(k.keyPurpose ? { purpose: k.keyPurpose } : {}),
+      });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /Chain verification output: Verified\./);
     });
@@ -43,9 +107,19 @@ describe("OpenSSL, GnuTLS and NSS accept every certificate kind", () => {
   }
 
   test("openssl verify with the test policy required (-policy -explicit_policy)", () => {
-    const ok = opensslVerify({ root: h.signCa, leaf: h.cardSign, purpose: "smimesign", policy: "1.2.392.200149.8.5.1.0.20" });
+    const ok = opensslVerify({
+      root: h.signCa,
+      leaf: h.cardSign,
+      purpose: "smimesign",
+      policy: "1.2.392.200149.8.5.1.0.20",
+    });
     assert.equal(ok.code, 0, ok.stderr);
-    const wrong = opensslVerify({ root: h.authCa, leaf: h.cardAuth, purpose: "sslclient", policy: "1.2.392.200149.8.5.1.0.31" });
+    const wrong = opensslVerify({
+      root: h.authCa,
+      leaf: h.cardAuth,
+      purpose: "sslclient",
+      policy: "1.2.392.200149.8.5.1.0.31",
+    });
     assert.notEqual(wrong.code, 0, "a card auth certificate is not a smartphone one");
   });
 
@@ -67,6 +141,7 @@ describe("the checkers refuse what they should (the tests above can fail)", () =
   test("an OCSP responder is no TLS client", () => {
     assert.notEqual(opensslVerify({ root: h.authCa, leaf: h.authOcsp, purpose: "sslclient" }).code, 0);
     assert.notEqual(vfychainVerify({ root: h.authCa, leaf: h.authOcsp, usage: NssUsage.sslClient }).code, 0);
+    assert.notEqual(certtoolVerify({ root: h.authCa, leaf: h.authOcsp, purpose: CLIENT_AUTH }).code, 0);
   });
   test("a tampered signature", () => {
     const broken = Buffer.from(h.cardSign);

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Name } from "@peculiar/asn1-x509";
@@ -22,7 +22,8 @@ function peculiarName(der: Buffer): [string, string, string][] {
   return Array.from(AsnConvert.parse(der, Name), (rdn) => {
     assert.equal(rdn.length, 1, "one attribute per RDN");
     const { type, value } = rdn[0]!;
-    const kind = value.printableString !== undefined ? "printable" : value.utf8String !== undefined ? "utf8" : "other";
+    const kind =
+      value.printableString !== undefined ? "printable" : value.utf8String !== undefined ? "utf8" : "other";
     return [type, kind, value.toString()];
   });
 }
@@ -71,7 +72,10 @@ describe("names (RFC 5280 §4.1.2.4, JPKI-FACTS §2)", () => {
   });
 
   test("OCSP responder, SIM maker and end-entity names", () => {
-    assert.match(renderName(ocspResponderName("auth")), /OU=JPKI for user authentication, .*OU=TEST, CN=OCSP Responder$/);
+    assert.match(
+      renderName(ocspResponderName("auth")),
+      /OU=JPKI for user authentication, .*OU=TEST, CN=OCSP Responder$/,
+    );
     assert.match(renderName(SIM_MAKER_CA_NAME), /\(TEST\)/);
     assert.equal(renderName(endEntityName("ABC123")), "C=JP, CN=ABC123");
     const eid = "89049032000000000000000000012345";
@@ -90,7 +94,10 @@ describe("names (RFC 5280 §4.1.2.4, JPKI-FACTS §2)", () => {
   test("property: any Unicode survives our encoding and @peculiar's parsing, and our own reader", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.constantFrom("O", "OU", "CN", "L", "ST"), unicodeText), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.tuple(fc.constantFrom("O", "OU", "CN", "L", "ST"), unicodeText), {
+          minLength: 1,
+          maxLength: 6,
+        }),
         (attributes) => {
           const der = encodeName([["C", "JP"], ...(attributes as NameAttribute[])]);
           const parsed = peculiarName(der);

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { createHash, createPublicKey } from "node:crypto";
 import { describe, test } from "node:test";
 import { AsnConvert } from "@peculiar/asn1-schema";
@@ -21,14 +21,17 @@ import fc from "fast-check";
 import { JpkiError } from "../errors.js";
 import { parseCertificate, readJpkiSubjectAltName } from "./certificate.js";
 import { DerError } from "./der.js";
+import { keyIdentifier } from "./extensions.js";
 import { AUTH_CA_NAME, SIGNING_CA_NAME, SIM_MAKER_CA_NAME } from "./names.js";
 import {
   type BasicAttributes,
+  CITIZEN_POLICY_OIDS,
   cardAuthenticationCertificateTbs,
   cardSigningCertificateTbs,
   citizenCertificateTbs,
   crlUrl,
   ocspUrl,
+  purposeOf,
 } from "./profiles.js";
 import { randomSerial, shardOf } from "./serial.js";
 import { buildTestHierarchy, TEST_BASE_URL, TEST_EID, TEST_PERSON, TEST_SHARDS } from "./test-hierarchy.js";
@@ -63,9 +66,15 @@ function inspect(der: Buffer) {
 function keyId(spki: Buffer): string {
   const key = createPublicKey({ key: spki, format: "der", type: "spki" });
   if (key.asymmetricKeyType === "rsa")
-    return createHash("sha1").update(key.export({ type: "pkcs1", format: "der" })).digest("hex");
+    return createHash("sha1")
+      .update(key.export({ type: "pkcs1", format: "der" }))
+      .digest("hex");
   const jwk = key.export({ format: "jwk" });
-  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, "base64url"), Buffer.from(jwk.y!, "base64url")]);
+  const point = Buffer.concat([
+    Buffer.from([4]),
+    Buffer.from(jwk.x!, "base64url"),
+    Buffer.from(jwk.y!, "base64url"),
+  ]);
   return createHash("sha1").update(point).digest("hex");
 }
 
@@ -98,7 +107,8 @@ function assertCommon(der: Buffer, issuer: Buffer, algorithm: string) {
   assert.equal(c.tbs.signature.algorithm, algorithm);
   assert.equal(c.cert.signatureAlgorithm.algorithm, algorithm);
   // sha256WithRSAEncryption with NULL parameters (RFC 4055 §5); ecdsa-with-SHA256 without (RFC 5758 §3.2).
-  const algorithmHex = algorithm === SHA256_RSA ? "300d06092a864886f70d01010b0500" : "300a06082a8648ce3d040302";
+  const algorithmHex =
+    algorithm === SHA256_RSA ? "300d06092a864886f70d01010b0500" : "300a06082a8648ce3d040302";
   assert.equal(Buffer.from(AsnConvert.serialize(c.tbs.signature)).toString("hex"), algorithmHex);
   assert.equal(Buffer.from(AsnConvert.serialize(c.cert.signatureAlgorithm)).toString("hex"), algorithmHex);
   assert.equal(Buffer.from(AsnConvert.serialize(c.tbs.issuer)).toString("hex"), issuer.toString("hex"));
@@ -119,7 +129,10 @@ describe("JPKI root CAs (JPKI-FACTS §2)", () => {
     test(`${label}: self-signed RSA-2048 root with the CA extensions`, () => {
       const c = assertCommon(der, name, SHA256_RSA);
       assert.deepEqual(Buffer.from(AsnConvert.serialize(c.tbs.subject)), name);
-      assert.equal(createPublicKey({ key: key.spki, format: "der", type: "spki" }).asymmetricKeyDetails?.modulusLength, 2048);
+      assert.equal(
+        createPublicKey({ key: key.spki, format: "der", type: "spki" }).asymmetricKeyDetails?.modulusLength,
+        2048,
+      );
       assert.deepEqual(c.oids, [SKI, KU, SAN, BC].sort());
       const ku = c.ext(KU);
       assert.equal(ku.critical, true);
@@ -133,7 +146,10 @@ describe("JPKI root CAs (JPKI-FACTS §2)", () => {
       assert.deepEqual(dirNames(c.ext(SAN).value, SubjectAlternativeName), [JPKI_DIRNAME]);
       const ski = c.ext(SKI);
       assert.equal(ski.critical, false);
-      assert.equal(Buffer.from(AsnConvert.parse(ski.value, SubjectKeyIdentifier).buffer).toString("hex"), keyId(key.spki));
+      assert.equal(
+        Buffer.from(AsnConvert.parse(ski.value, SubjectKeyIdentifier).buffer).toString("hex"),
+        keyId(key.spki),
+      );
       const notBefore = c.tbs.validity.notBefore.getTime();
       const notAfter = c.tbs.validity.notAfter.getTime();
       assert.equal(notBefore.getTime(), Math.floor(now.getTime() / 1000) * 1000);
@@ -146,7 +162,10 @@ describe("JPKI root CAs (JPKI-FACTS §2)", () => {
 /** The checks shared by the four citizen certificates. */
 function assertCitizen(der: Buffer, issuer: Buffer, caKey: Buffer, purpose: "sign" | "auth", policy: string) {
   const c = assertCommon(der, issuer, SHA256_RSA);
-  const expected = purpose === "sign" ? [KU, POLICIES, IAN, CRLDP, AIA, AKI, SAN, SKI] : [KU, POLICIES, IAN, CRLDP, AIA, AKI, SKI];
+  const expected =
+    purpose === "sign"
+      ? [KU, POLICIES, IAN, CRLDP, AIA, AKI, SAN, SKI]
+      : [KU, POLICIES, IAN, CRLDP, AIA, AKI, SKI];
   assert.deepEqual(c.oids, expected.sort());
   assert.ok(!c.has(BC) && !c.has(EKU));
 
@@ -186,9 +205,15 @@ function assertCitizen(der: Buffer, issuer: Buffer, caKey: Buffer, purpose: "sig
   const aki = AsnConvert.parse(c.ext(AKI).value, AuthorityKeyIdentifier);
   assert.equal(Buffer.from(aki.keyIdentifier!.buffer).toString("hex"), keyId(caKey));
   assert.equal(aki.authorityCertIssuer, undefined);
-  assert.equal(Buffer.from(AsnConvert.parse(c.ext(SKI).value, SubjectKeyIdentifier).buffer).toString("hex"), keyId(h.keys.citizen.spki));
+  assert.equal(
+    Buffer.from(AsnConvert.parse(c.ext(SKI).value, SubjectKeyIdentifier).buffer).toString("hex"),
+    keyId(h.keys.citizen.spki),
+  );
 
-  assert.deepEqual(c.name(c.tbs.subject), ["2.5.4.6=JP", `2.5.4.3=${c.serial.toString("hex").toUpperCase()}`]);
+  assert.deepEqual(c.name(c.tbs.subject), [
+    "2.5.4.6=JP",
+    `2.5.4.3=${c.serial.toString("hex").toUpperCase()}`,
+  ]);
   return c;
 }
 
@@ -213,7 +238,13 @@ function assertSigningSan(c: ReturnType<typeof inspect>, person: BasicAttributes
 
 describe("citizen certificates (JPKI-FACTS §2)", () => {
   test("card signing certificate (署名用電子証明書)", () => {
-    const c = assertCitizen(h.cardSign, SIGNING_CA_NAME, h.keys.signCa.spki, "sign", "1.2.392.200149.8.5.1.0.20");
+    const c = assertCitizen(
+      h.cardSign,
+      SIGNING_CA_NAME,
+      h.keys.signCa.spki,
+      "sign",
+      "1.2.392.200149.8.5.1.0.20",
+    );
     assertSigningSan(c, TEST_PERSON, "419900401");
   });
 
@@ -225,7 +256,13 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
   });
 
   test("smartphone signing certificate", () => {
-    const c = assertCitizen(h.phoneSign, SIGNING_CA_NAME, h.keys.signCa.spki, "sign", "1.2.392.200149.8.5.1.0.21");
+    const c = assertCitizen(
+      h.phoneSign,
+      SIGNING_CA_NAME,
+      h.keys.signCa.spki,
+      "sign",
+      "1.2.392.200149.8.5.1.0.21",
+    );
     assertSigningSan(c, TEST_PERSON, "419900401");
   });
 
@@ -265,6 +302,28 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
     assert.equal(ocspUrl(TEST_BASE_URL), `${TEST_BASE_URL}/ocsp`);
   });
 
+  test("key identifiers refuse what is not a SubjectPublicKeyInfo", () => {
+    assert.equal(keyIdentifier(h.keys.citizen.spki).toString("hex"), keyId(h.keys.citizen.spki));
+    assert.equal(keyIdentifier(h.keys.sim.spki).toString("hex"), keyId(h.keys.sim.spki));
+    for (const bad of ["3000", "300530030500", `${h.keys.sim.spki.toString("hex")}00`, "0403010203"])
+      assert.throws(() => keyIdentifier(Buffer.from(bad, "hex")), DerError, bad);
+  });
+
+  test("policies and purposes by kind", () => {
+    assert.deepEqual(CITIZEN_POLICY_OIDS, {
+      "card-sign": "1.2.392.200149.8.5.1.0.20",
+      "card-auth": "1.2.392.200149.8.5.1.0.30",
+      "phone-sign": "1.2.392.200149.8.5.1.0.21",
+      "phone-auth": "1.2.392.200149.8.5.1.0.31",
+    });
+    assert.deepEqual((["card-sign", "card-auth", "phone-sign", "phone-auth"] as const).map(purposeOf), [
+      "sign",
+      "auth",
+      "sign",
+      "auth",
+    ]);
+  });
+
   test("bad inputs are refused", () => {
     const base = {
       serial: randomSerial(),
@@ -274,11 +333,24 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
       baseUrl: TEST_BASE_URL,
       shard: 0,
     };
-    assert.throws(() => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, sex: 4 as 1 } }), JpkiError);
-    assert.throws(() => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, name: "" } }), JpkiError);
-    assert.throws(() => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, address: "\ud800" } }), DerError);
     assert.throws(
-      () => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, birthDate: { year: 1868, month: 1, day: 24 } } }),
+      () => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, sex: 4 as 1 } }),
+      JpkiError,
+    );
+    assert.throws(
+      () => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, name: "" } }),
+      JpkiError,
+    );
+    assert.throws(
+      () => cardSigningCertificateTbs({ ...base, person: { ...TEST_PERSON, address: "\ud800" } }),
+      DerError,
+    );
+    assert.throws(
+      () =>
+        cardSigningCertificateTbs({
+          ...base,
+          person: { ...TEST_PERSON, birthDate: { year: 1868, month: 1, day: 24 } },
+        }),
       JpkiError,
     );
     assert.throws(() => citizenCertificateTbs("phone-sign", base), JpkiError);
@@ -287,7 +359,11 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
     assert.throws(() => cardAuthenticationCertificateTbs({ ...base, baseUrl: "http://例え.jp" }), DerError);
     assert.throws(() => cardAuthenticationCertificateTbs({ ...base, shard: -1 }), RangeError);
     assert.throws(
-      () => cardAuthenticationCertificateTbs({ ...base, validity: { notBefore: now, notAfter: new Date(now.getTime() - 1000) } }),
+      () =>
+        cardAuthenticationCertificateTbs({
+          ...base,
+          validity: { notBefore: now, notAfter: new Date(now.getTime() - 1000) },
+        }),
       JpkiError,
     );
     assert.doesNotThrow(() => cardAuthenticationCertificateTbs({ ...base, serial: Buffer.alloc(20, 0x7f) }));
@@ -308,14 +384,22 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
         text(60),
         text(200),
         fc.constantFrom(1, 2, 3),
-        fc.date({ min: new Date("1868-01-25T00:00:00Z"), max: new Date("2025-12-31T00:00:00Z"), noInvalidDate: true }),
+        fc.date({
+          min: new Date("1868-01-25T00:00:00Z"),
+          max: new Date("2025-12-31T00:00:00Z"),
+          noInvalidDate: true,
+        }),
         fc.string({ unit: fc.constantFrom(..."0123456789,"), maxLength: 20 }),
         (name, address, sex, birth, positions) => {
           const person: BasicAttributes = {
             name,
             address,
             sex: sex as 1 | 2 | 3,
-            birthDate: { year: birth.getUTCFullYear(), month: birth.getUTCMonth() + 1, day: birth.getUTCDate() },
+            birthDate: {
+              year: birth.getUTCFullYear(),
+              month: birth.getUTCMonth() + 1,
+              day: birth.getUTCDate(),
+            },
             nameSubstitutes: positions,
             addressSubstitutes: positions,
           };
@@ -330,8 +414,9 @@ describe("citizen certificates (JPKI-FACTS §2)", () => {
             person,
           });
           const ext = AsnConvert.parse(tbs, TBSCertificate).extensions!.find((e) => e.extnID === SAN)!;
-          const values = Array.from(AsnConvert.parse(ext.extnValue.buffer, SubjectAlternativeName), (gn) =>
-            AsnConvert.parse(gn.otherName!.value, DirectoryString).utf8String,
+          const values = Array.from(
+            AsnConvert.parse(ext.extnValue.buffer, SubjectAlternativeName),
+            (gn) => AsnConvert.parse(gn.otherName!.value, DirectoryString).utf8String,
           );
           assert.equal(values[0], name);
           assert.equal(values[4], address);
@@ -371,7 +456,9 @@ describe("OCSP responders (RFC 6960 §4.2.2.2)", () => {
       assert.equal(c.ext(NOCHECK).value.toString("hex"), "0500");
       const aki = AsnConvert.parse(c.ext(AKI).value, AuthorityKeyIdentifier);
       assert.equal(Buffer.from(aki.keyIdentifier!.buffer).toString("hex"), keyId(caKey));
-      const days = (c.tbs.validity.notAfter.getTime().getTime() - c.tbs.validity.notBefore.getTime().getTime()) / 86_400_000;
+      const days =
+        (c.tbs.validity.notAfter.getTime().getTime() - c.tbs.validity.notBefore.getTime().getTime()) /
+        86_400_000;
       assert.ok(days > 6.99 && days <= 7);
       assert.equal(c.name(c.tbs.subject).at(-1), "2.5.4.3=OCSP Responder");
       assert.ok(c.name(c.tbs.subject).includes("2.5.4.11=TEST"));
@@ -398,6 +485,10 @@ describe("SIM maker attestation", () => {
     const aki = AsnConvert.parse(c.ext(AKI).value, AuthorityKeyIdentifier);
     assert.equal(Buffer.from(aki.keyIdentifier!.buffer).toString("hex"), keyId(h.keys.simMaker.spki));
     assert.equal(c.tbs.validity.notAfter.getTime().getUTCFullYear() >= 2050, true);
-    assert.notEqual(c.tbs.validity.notAfter.generalTime, undefined, "GeneralizedTime past 2049 (RFC 5280 §4.1.2.5)");
+    assert.notEqual(
+      c.tbs.validity.notAfter.generalTime,
+      undefined,
+      "GeneralizedTime past 2049 (RFC 5280 §4.1.2.5)",
+    );
   });
 });

@@ -179,11 +179,24 @@ const IAN_JPKI_SERVICE = issuerAltNameDirectoryExtension(JPKI_SERVICE_DIRECTORY_
 const EKU_OCSP_SIGNING = extKeyUsageExtension(OID_KP_OCSP_SIGNING);
 const OCSP_NOCHECK = ocspNoCheckExtension();
 
+/** The (test) certificate policy of each citizen certificate kind; relying parties check it. */
+export const CITIZEN_POLICY_OIDS: Readonly<Record<CitizenCertificateKind, string>> = {
+  "card-sign": OID_POLICY_TEST_CARD_SIGNING,
+  "card-auth": OID_POLICY_TEST_CARD_AUTH,
+  "phone-sign": OID_POLICY_TEST_SMARTPHONE_SIGNING,
+  "phone-auth": OID_POLICY_TEST_SMARTPHONE_AUTH,
+};
+
+/** Which CA issues a kind: signing kinds under the signing CA, the others under the user-auth CA. */
+export function purposeOf(kind: CitizenCertificateKind): CaPurpose {
+  return kind === "card-sign" || kind === "phone-sign" ? "sign" : "auth";
+}
+
 const policyOf: Record<CitizenCertificateKind, Buffer> = {
-  "card-sign": certificatePoliciesExtension(OID_POLICY_TEST_CARD_SIGNING),
-  "card-auth": certificatePoliciesExtension(OID_POLICY_TEST_CARD_AUTH),
-  "phone-sign": certificatePoliciesExtension(OID_POLICY_TEST_SMARTPHONE_SIGNING),
-  "phone-auth": certificatePoliciesExtension(OID_POLICY_TEST_SMARTPHONE_AUTH),
+  "card-sign": certificatePoliciesExtension(CITIZEN_POLICY_OIDS["card-sign"]),
+  "card-auth": certificatePoliciesExtension(CITIZEN_POLICY_OIDS["card-auth"]),
+  "phone-sign": certificatePoliciesExtension(CITIZEN_POLICY_OIDS["phone-sign"]),
+  "phone-auth": certificatePoliciesExtension(CITIZEN_POLICY_OIDS["phone-auth"]),
 };
 
 /** `[0] EXPLICIT Version` v3 (RFC 5280 §4.1.2.1): extensions are present. */
@@ -291,7 +304,7 @@ function citizenTbs(
   input: CitizenCertificateInput,
   subjectAltName: Buffer | undefined,
 ): Buffer {
-  const purpose: CaPurpose = kind === "card-sign" || kind === "phone-sign" ? "sign" : "auth";
+  const purpose = purposeOf(kind);
   const extensions = [
     purpose === "sign" ? KU_SIGNING : KU_DIGITAL_SIGNATURE,
     policyOf[kind],

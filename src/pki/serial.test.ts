@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { JpkiError } from "../errors.js";
@@ -36,7 +36,8 @@ test("hex forms", () => {
   assert.equal(serialFromHex("0x01:02:AB:cd:EF").toString("hex"), "0102abcdef");
   assert.equal(serialFromHex("00000abc").toString("hex"), "0abc");
   assert.equal(serialFromHex("abc").toString("hex"), "0abc");
-  for (const bad of ["", "xyz", "00", "0", "01".repeat(21)]) assert.throws(() => serialFromHex(bad), JpkiError, bad);
+  for (const bad of ["", "xyz", "00", "0", "01".repeat(21)])
+    assert.throws(() => serialFromHex(bad), JpkiError, bad);
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 1, maxLength: 20 }), (bytes) => {
       fc.pre(bytes[0] !== 0);
@@ -57,10 +58,14 @@ test("shardOf is deterministic, in range, and spreads random serials", () => {
   }
   for (const c of counts) assert.ok(c > 800 && c < 1200, `unbalanced shards: ${counts}`);
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 100_000 }), (s, n) => {
-      const shard = shardOf(s, n);
-      assert.ok(Number.isInteger(shard) && shard >= 0 && shard < n);
-      assert.equal(shard, shardOf(Buffer.from(s), n));
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 1, maxLength: 20 }),
+      fc.integer({ min: 1, max: 100_000 }),
+      (s, n) => {
+        const shard = shardOf(s, n);
+        assert.ok(Number.isInteger(shard) && shard >= 0 && shard < n);
+        assert.equal(shard, shardOf(Buffer.from(s), n));
+      },
+    ),
   );
 });

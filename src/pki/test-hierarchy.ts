@@ -4,7 +4,8 @@
  * with one SIM attestation certificate. Not used by production code.
  */
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import { type KeyAlgorithm, signatureAlgorithmIdentifier } from "./algorithms.js";
+import { assembleSigned, type KeyAlgorithm, signatureAlgorithmIdentifier } from "./algorithms.js";
+import { AUTH_CA_NAME, SIGNING_CA_NAME, SIM_MAKER_CA_NAME } from "./names.js";
 import {
   authenticationCaTbs,
   type BasicAttributes,
@@ -18,12 +19,10 @@ import {
   smartphoneAuthenticationCertificateTbs,
   smartphoneSigningCertificateTbs,
 } from "./profiles.js";
-import { assembleSigned } from "./algorithms.js";
-import { AUTH_CA_NAME, SIGNING_CA_NAME, SIM_MAKER_CA_NAME } from "./names.js";
 import { randomSerial, shardOf } from "./serial.js";
 import {
-  caValidity,
   cardExpiryDate,
+  caValidity,
   citizenCertificateValidity,
   endOfJstDay,
   jstDateOf,
@@ -82,7 +81,10 @@ export interface TestHierarchy {
 }
 
 /** Builds every certificate kind once, issued at `now`. */
-export function buildTestHierarchy(now: Date = new Date(), person: BasicAttributes = TEST_PERSON): TestHierarchy {
+export function buildTestHierarchy(
+  now: Date = new Date(),
+  person: BasicAttributes = TEST_PERSON,
+): TestHierarchy {
   const keys = {
     signCa: generateTestKey("rsa-2048"),
     authCa: generateTestKey("rsa-2048"),
@@ -93,9 +95,16 @@ export function buildTestHierarchy(now: Date = new Date(), person: BasicAttribut
   };
   const signIssuer: IssuerKey = { name: SIGNING_CA_NAME, spki: keys.signCa.spki, algorithm: "rsa-2048" };
   const authIssuer: IssuerKey = { name: AUTH_CA_NAME, spki: keys.authCa.spki, algorithm: "rsa-2048" };
-  const simMakerIssuer: IssuerKey = { name: SIM_MAKER_CA_NAME, spki: keys.simMaker.spki, algorithm: "ec-p256" };
+  const simMakerIssuer: IssuerKey = {
+    name: SIM_MAKER_CA_NAME,
+    spki: keys.simMaker.spki,
+    algorithm: "ec-p256",
+  };
   const ca = caValidity(now);
-  const signCa = signTbs(signingCaTbs({ serial: randomSerial(), spki: keys.signCa.spki, validity: ca }), keys.signCa);
+  const signCa = signTbs(
+    signingCaTbs({ serial: randomSerial(), spki: keys.signCa.spki, validity: ca }),
+    keys.signCa,
+  );
   const authCa = signTbs(
     authenticationCaTbs({ serial: randomSerial(), spki: keys.authCa.spki, validity: ca }),
     keys.authCa,

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { JpkiError } from "../errors.js";
@@ -6,8 +6,8 @@ import {
   ageOn,
   birthdayIn,
   type CalendarDate,
-  caValidity,
   cardExpiryDate,
+  caValidity,
   citizenCertificateValidity,
   ERAS,
   endOfJstDay,
@@ -63,15 +63,22 @@ describe("Japanese era dates (JPKI-FACTS §2: EYYYYMMDD)", () => {
 
   test("round trip of any date since Meiji; a wrong era digit is refused", () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date("1868-01-25T00:00:00Z"), max: new Date("2200-12-31T00:00:00Z"), noInvalidDate: true }), (t) => {
-        const date = { year: t.getUTCFullYear(), month: t.getUTCMonth() + 1, day: t.getUTCDate() };
-        const text = eraDate(date);
-        assert.match(text, /^[1-5]\d{8}$/);
-        assert.equal(text.slice(1), formatDate(date).replaceAll("-", ""));
-        assert.deepEqual(parseEraDate(text), date);
-        const wrong = `${(Number(text[0]) % 5) + 1}${text.slice(1)}`;
-        assert.throws(() => parseEraDate(wrong), JpkiError);
-      }),
+      fc.property(
+        fc.date({
+          min: new Date("1868-01-25T00:00:00Z"),
+          max: new Date("2200-12-31T00:00:00Z"),
+          noInvalidDate: true,
+        }),
+        (t) => {
+          const date = { year: t.getUTCFullYear(), month: t.getUTCMonth() + 1, day: t.getUTCDate() };
+          const text = eraDate(date);
+          assert.match(text, /^[1-5]\d{8}$/);
+          assert.equal(text.slice(1), formatDate(date).replaceAll("-", ""));
+          assert.deepEqual(parseEraDate(text), date);
+          const wrong = `${(Number(text[0]) % 5) + 1}${text.slice(1)}`;
+          assert.throws(() => parseEraDate(wrong), JpkiError);
+        },
+      ),
     );
   });
 });
@@ -83,7 +90,16 @@ describe("birth date input", () => {
     assert.deepEqual(parseBirthDate("2024-02-29", now), d("2024-02-29"));
   });
   test("refuses malformed, impossible, future and pre-Meiji dates", () => {
-    for (const bad of ["1990-4-1", "19900401", "2023-02-29", "1990-13-01", "1990-04-31", "2025-06-16", "1850-01-01", ""])
+    for (const bad of [
+      "1990-4-1",
+      "19900401",
+      "2023-02-29",
+      "1990-13-01",
+      "1990-04-31",
+      "2025-06-16",
+      "1850-01-01",
+      "",
+    ])
       assert.throws(() => parseBirthDate(bad, now), JpkiError, bad);
   });
   test("'today' is the JST date: born 16 June is fine at 2025-06-15T15:00Z (00:00 JST on the 16th)", () => {
@@ -130,7 +146,11 @@ describe("birthdays (年齢計算ニ関スル法律, 民法143条)", () => {
   test("property: the 5th birthday after a date is 4 to 5 years later and falls on a birthday", () => {
     fc.assert(
       fc.property(
-        fc.date({ min: new Date("1900-01-01T00:00:00Z"), max: new Date("2020-12-31T00:00:00Z"), noInvalidDate: true }),
+        fc.date({
+          min: new Date("1900-01-01T00:00:00Z"),
+          max: new Date("2020-12-31T00:00:00Z"),
+          noInvalidDate: true,
+        }),
         fc.integer({ min: 0, max: 80 * 366 }),
         (b, offset) => {
           const birth = { year: b.getUTCFullYear(), month: b.getUTCMonth() + 1, day: b.getUTCDate() };
@@ -185,7 +205,12 @@ describe("citizen certificate validity (JPKI-FACTS §2)", () => {
 
   test("an expired card yields no validity", () => {
     assert.throws(
-      () => citizenCertificateValidity(d("1990-04-01"), new Date("2025-04-01T01:00:00Z"), new Date("2025-04-01T00:00:00Z")),
+      () =>
+        citizenCertificateValidity(
+          d("1990-04-01"),
+          new Date("2025-04-01T01:00:00Z"),
+          new Date("2025-04-01T00:00:00Z"),
+        ),
       JpkiError,
     );
   });

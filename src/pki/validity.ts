@@ -65,7 +65,8 @@ function utcMidnight(date: CalendarDate): number {
 // Japanese eras (元号). The first day of each era in the Gregorian calendar. Meiji's start is the
 // Gregorian date of 明治元年1月1日 (1868-01-25); dates before it belong to no era this format knows.
 
-interface Era {
+/** A Japanese era (元号) and its first day. */
+export interface Era {
   readonly digit: 1 | 2 | 3 | 4 | 5;
   readonly name: string;
   readonly start: CalendarDate;
@@ -103,8 +104,7 @@ export function parseEraDate(text: string): CalendarDate {
   const match = /^([1-5])(\d{4})(\d{2})(\d{2})$/.exec(text);
   if (!match) throw new JpkiError("bad-input", `not an EYYYYMMDD date: ${text}`);
   const date = checkedDate(Number(match[2]), Number(match[3]), Number(match[4]), text);
-  if (eraOf(date).digit !== Number(match[1]))
-    throw new JpkiError("bad-input", `wrong era digit in ${text}`);
+  if (eraOf(date).digit !== Number(match[1])) throw new JpkiError("bad-input", `wrong era digit in ${text}`);
   return date;
 }
 
@@ -181,11 +181,7 @@ export function wholeSeconds(instant: Date): Date {
  * comes first. `cardExpiry` is an instant (e.g. the card certificate's notAfter, or endOfJstDay of
  * cardExpiryDate), so a smartphone certificate never outlives the card's.
  */
-export function citizenCertificateValidity(
-  birth: CalendarDate,
-  issuedAt: Date,
-  cardExpiry: Date,
-): Validity {
+export function citizenCertificateValidity(birth: CalendarDate, issuedAt: Date, cardExpiry: Date): Validity {
   const notBefore = wholeSeconds(issuedAt);
   const fifthBirthday = endOfJstDay(nthBirthdayAfter(birth, jstDateOf(issuedAt), 5));
   const notAfter = cardExpiry.getTime() < fifthBirthday.getTime() ? wholeSeconds(cardExpiry) : fifthBirthday;

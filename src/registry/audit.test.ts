@@ -2,7 +2,14 @@ import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import { type Kysely, sql } from "kysely";
 import { forEachDialect } from "../testing/dialects.js";
-import { AUDIT_GENESIS_HASH, appendAudit, auditHash, auditHead, canonicalJson, verifyAudit } from "./audit.js";
+import {
+  AUDIT_GENESIS_HASH,
+  appendAudit,
+  auditHash,
+  auditHead,
+  canonicalJson,
+  verifyAudit,
+} from "./audit.js";
 import type { RegistryDialect } from "./db.js";
 import { issueCertificates } from "./issuance.js";
 import { Registry } from "./registry.js";
@@ -12,7 +19,14 @@ import { generateTestKey, rsaSigner, testRequest } from "./test-fixtures.js";
 const key = await generateTestKey();
 
 test("the entry encoding is unambiguous: moving bytes between fields changes the hash", () => {
-  const base = { seq: 1, at: "2026-01-01T00:00:00.000Z", actor: "ab", action: "c", subject: "s", details: "{}" };
+  const base = {
+    seq: 1,
+    at: "2026-01-01T00:00:00.000Z",
+    actor: "ab",
+    action: "c",
+    subject: "s",
+    details: "{}",
+  };
   const shifted = { ...base, actor: "a", action: "bc" };
   assert.notEqual(auditHash(AUDIT_GENESIS_HASH, base), auditHash(AUDIT_GENESIS_HASH, shifted));
   assert.notEqual(auditHash(AUDIT_GENESIS_HASH, base), auditHash(AUDIT_GENESIS_HASH, { ...base, seq: 2 }));
@@ -70,7 +84,10 @@ forEachDialect((dialect, open) => {
 
   test("appendAudit refuses to run outside a transaction", async () => {
     const { db } = await open();
-    await assert.rejects(appendAudit(db, { actor: "t", action: "x", subject: "y" }), /inside the transaction/);
+    await assert.rejects(
+      appendAudit(db, { actor: "t", action: "x", subject: "y" }),
+      /inside the transaction/,
+    );
   });
 
   test("concurrent writers on several connections serialize on the head", async () => {
@@ -105,7 +122,10 @@ forEachDialect((dialect, open) => {
     await rejectAuditInserts(db, dialect);
     let signed = 0;
     const signers = { auth: rsaSigner(key, () => signed++) };
-    await assert.rejects(issueCertificates(db, signers, [testRequest(key), testRequest(key)]), /audit refused/);
+    await assert.rejects(
+      issueCertificates(db, signers, [testRequest(key), testRequest(key)]),
+      /audit refused/,
+    );
     assert.equal(signed, 0);
     assert.deepEqual(await counts(db), { persons: 0, certificates: 0, events: 0, audit: 0 });
   });
@@ -114,7 +134,9 @@ forEachDialect((dialect, open) => {
     const { db } = await open();
     const registry = new Registry(db);
     await sql`drop table audit_head`.execute(db);
-    await assert.rejects(registry.addPerson({ name: "x", sex: "male", birthDate: "2000-01-01", address: "札幌市" }));
+    await assert.rejects(
+      registry.addPerson({ name: "x", sex: "male", birthDate: "2000-01-01", address: "札幌市" }),
+    );
     await assert.rejects(issueCertificates(db, { auth: rsaSigner(key) }, [testRequest(key)]));
     assert.deepEqual(await counts(db), { persons: 0, certificates: 0, events: 0, audit: 0 });
   });
@@ -148,7 +170,11 @@ forEachDialect((dialect, open) => {
   test("a modified entry is named", async () => {
     const { db } = await open();
     await tenEntries(new Registry(db));
-    await db.updateTable("audit_log").set({ details: '{"from":null,"to":"forged"}' }).where("seq", "=", 4).execute();
+    await db
+      .updateTable("audit_log")
+      .set({ details: '{"from":null,"to":"forged"}' })
+      .where("seq", "=", 4)
+      .execute();
     assert.deepEqual(
       (await verifyAudit(db)).map((f) => [f.seq, f.kind]),
       [[4, "modified"]],
@@ -218,7 +244,11 @@ forEachDialect((dialect, open) => {
     // Make room at 5: move 5..10 to 6..11 (through negative numbers, so the key never collides).
     await sql`update audit_log set seq = -(seq + 1) where seq >= 5`.execute(db);
     await sql`update audit_log set seq = -seq where seq < 0`.execute(db);
-    const fourth = await db.selectFrom("audit_log").selectAll().where("seq", "=", 4).executeTakeFirstOrThrow();
+    const fourth = await db
+      .selectFrom("audit_log")
+      .selectAll()
+      .where("seq", "=", 4)
+      .executeTakeFirstOrThrow();
     const forged = {
       seq: 5,
       at: fourth.at,

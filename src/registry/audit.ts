@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
+import { type BulkColumn, bulkInsert } from "./bulk.js";
 import { dialectOf, isoTime } from "./db.js";
 import { AUDIT_GENESIS_HASH } from "./migrations/001-initial.js";
 import type { AuditRow, RegistrySchema } from "./schema.js";
@@ -86,8 +87,16 @@ export function auditHash(
   return hash.digest("hex");
 }
 
-/** Rows per INSERT: 8 parameters each, far below SQLite's and PostgreSQL's parameter limits. */
-const INSERT_CHUNK = 1000;
+const AUDIT_COLUMNS: readonly BulkColumn[] = [
+  ["seq", "int8"],
+  ["at", "text"],
+  ["actor", "text"],
+  ["action", "text"],
+  ["subject", "text"],
+  ["details", "text"],
+  ["prev_hash", "text"],
+  ["hash", "text"],
+];
 
 /**
  * Appends entries inside the caller's transaction and returns their sequence numbers. Throws (and so
@@ -125,11 +134,12 @@ export async function appendAudit(
     prev = row.hash;
     return row;
   });
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK)
-    await trx
-      .insertInto("audit_log")
-      .values(rows.slice(i, i + INSERT_CHUNK))
-      .execute();
+  await bulkInsert(
+    trx,
+    "audit_log",
+    AUDIT_COLUMNS,
+    rows.map((r) => [r.seq, r.at, r.actor, r.action, r.subject, r.details, r.prev_hash, r.hash]),
+  );
   const updated = await trx
     .updateTable("audit_head")
     .set({ seq, hash: prev })

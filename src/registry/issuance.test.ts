@@ -57,7 +57,9 @@ forEachDialect((dialect, open) => {
       birthDate: "1985-07-01",
       address: "東京都千代田区",
     });
-    const requests = Array.from({ length: 25 }, (_, i) => testRequest(key, { personId: person.id, subject: `n${i}` }));
+    const requests = Array.from({ length: 25 }, (_, i) =>
+      testRequest(key, { personId: person.id, subject: `n${i}` }),
+    );
     const results = await issueCertificates(db, { auth: rsaSigner(key) }, requests, { actor: "test" });
     assert.equal(results.length, 25);
     for (const [i, result] of results.entries()) {
@@ -82,7 +84,6 @@ forEachDialect((dialect, open) => {
       .orderBy("id")
       .execute();
     assert.deepEqual(events, [
-      { event: "requested", from_status: null, to_status: "pending", actor: "test" },
       { event: "issued", from_status: "pending", to_status: "issued", actor: "test" },
     ]);
     const actions = await db
@@ -101,7 +102,10 @@ forEachDialect((dialect, open) => {
   test("the shard count comes from the settings", async () => {
     const { db } = await open();
     await new Registry(db).setSetting(SHARD_SETTING, "7");
-    const results = await issueCertificates(db, { auth: rsaSigner(key) }, [testRequest(key), testRequest(key)]);
+    const results = await issueCertificates(db, { auth: rsaSigner(key) }, [
+      testRequest(key),
+      testRequest(key),
+    ]);
     for (const r of results) assert.equal(r.shard, shardOf(Buffer.from(r.serial, "hex"), 7));
   });
 
@@ -110,15 +114,22 @@ forEachDialect((dialect, open) => {
     const [a, b, c, d] = Array.from({ length: 4 }, () => newSerial());
     const draws = [a!, a!, b!, b!, c!, d!];
     const serialSource = () => draws.shift()!;
-    const first = await issueCertificates(db, { auth: rsaSigner(key) }, [testRequest(key), testRequest(key)], {
-      serialSource,
-    });
+    const first = await issueCertificates(
+      db,
+      { auth: rsaSigner(key) },
+      [testRequest(key), testRequest(key)],
+      {
+        serialSource,
+      },
+    );
     assert.deepEqual(
       first.map((r) => r.serial),
       [a!.toString("hex"), b!.toString("hex")],
     );
     // b is taken in the table: the second batch's first draw collides and is replaced.
-    const second = await issueCertificates(db, { auth: rsaSigner(key) }, [testRequest(key)], { serialSource });
+    const second = await issueCertificates(db, { auth: rsaSigner(key) }, [testRequest(key)], {
+      serialSource,
+    });
     assert.equal(second[0]!.serial, c!.toString("hex"));
     assert.ok(second[0]!.ok);
     const { items } = await listCertificates(db);
@@ -132,7 +143,11 @@ forEachDialect((dialect, open) => {
     const picky: CertificateSigner = {
       issue: (tbs) => (++calls === 2 ? Promise.reject(new Error("policy says no")) : good.issue(tbs)),
     };
-    const results = await issueCertificates(db, { auth: picky }, [testRequest(key), testRequest(key), testRequest(key)]);
+    const results = await issueCertificates(db, { auth: picky }, [
+      testRequest(key),
+      testRequest(key),
+      testRequest(key),
+    ]);
     assert.deepEqual(
       results.map((r) => r.ok),
       [true, false, true],
@@ -146,7 +161,9 @@ forEachDialect((dialect, open) => {
 
   test("a signer returning a certificate for other data is not believed", async () => {
     const { db } = await open();
-    const liar: CertificateSigner = { issue: async () => expectedCertificate(testRequest(key).buildTbs(newSerial(), 0)) };
+    const liar: CertificateSigner = {
+      issue: async () => expectedCertificate(testRequest(key).buildTbs(newSerial(), 0)),
+    };
     const [result] = await issueCertificates(db, { auth: liar }, [testRequest(key)]);
     assert.ok(result && !result.ok);
     assert.match(result.reason, /other data/);
@@ -226,7 +243,7 @@ forEachDialect((dialect, open) => {
       .execute();
     assert.deepEqual(
       events.map((e) => e.event),
-      ["requested", "recovered"],
+      ["recovered"],
     );
     assert.deepEqual(await verifyAudit(db), []);
     assert.deepEqual(await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }), {
@@ -238,11 +255,11 @@ forEachDialect((dialect, open) => {
 
   test("recovery marks failed what it cannot finish: unreadable TBS, no signer, a refusing signer", async () => {
     const { db } = await open();
-    const [unreadable, noSigner, refused] = await issueCertificates(db, { auth: unavailable, sign: unavailable }, [
-      testRequest(key),
-      testRequest(key, { issuer: "sign", kind: "card-sign" }),
-      testRequest(key),
-    ]);
+    const [unreadable, noSigner, refused] = await issueCertificates(
+      db,
+      { auth: unavailable, sign: unavailable },
+      [testRequest(key), testRequest(key, { issuer: "sign", kind: "card-sign" }), testRequest(key)],
+    );
     await db
       .updateTable("certificates")
       .set({ tbs: Buffer.from("30ff00", "hex") })
@@ -266,7 +283,8 @@ forEachDialect((dialect, open) => {
     assert.match(reasons.get(noSigner!.serial) ?? "", /no signer for issuer sign/);
     assert.match(reasons.get(refused!.serial) ?? "", /key retired/);
     assert.equal(calls, 1);
-    for (const r of [unreadable, noSigner, refused]) assert.equal((await getCertificate(db, r!.serial))?.status, "failed");
+    for (const r of [unreadable, noSigner, refused])
+      assert.equal((await getCertificate(db, r!.serial))?.status, "failed");
     assert.equal((await listCertificates(db, { status: "pending" })).items.length, 0);
     assert.deepEqual(await verifyAudit(db), []);
   });
@@ -301,15 +319,27 @@ forEachDialect((dialect, open) => {
     const [result] = await issuing;
     assert.ok(result?.ok);
     assert.ok(result.der.equals((await getCertificate(db, result.serial))!.der!));
-    const events = await db.selectFrom("lifecycle_events").select("event").where("serial", "=", result.serial).execute();
-    assert.deepEqual(events.map((e) => e.event).sort(), ["recovered", "requested"]);
+    const events = await db
+      .selectFrom("lifecycle_events")
+      .select("event")
+      .where("serial", "=", result.serial)
+      .execute();
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ["recovered"],
+    );
     assert.deepEqual(await verifyAudit(db), []);
   });
 
   test("listing filters and pages through certificates in serial order", async () => {
     const { db } = await open();
     const registry = new Registry(db);
-    const person = await registry.addPerson({ name: "a", sex: "male", birthDate: "1970-01-01", address: "x" });
+    const person = await registry.addPerson({
+      name: "a",
+      sex: "male",
+      birthDate: "1970-01-01",
+      address: "x",
+    });
     const card = await registry.addCard({
       personId: person.id,
       cardNumber: "TEST-0001",
@@ -322,7 +352,12 @@ forEachDialect((dialect, open) => {
     ]);
     await issueCertificates(db, signers, [
       ...Array.from({ length: 6 }, () =>
-        testRequest(key, { kind: "phone-auth", medium: "sim", personId: person.id, parentSerial: cardAuth!.serial }),
+        testRequest(key, {
+          kind: "phone-auth",
+          medium: "sim",
+          personId: person.id,
+          parentSerial: cardAuth!.serial,
+        }),
       ),
       testRequest(key, { issuer: "sign", kind: "card-sign", personId: person.id, cardId: card.id }),
     ]);
@@ -330,7 +365,10 @@ forEachDialect((dialect, open) => {
     assert.equal(phone.items.length, 6);
     assert.equal((await listCertificates(db, { cardId: card.id })).items.length, 2);
     assert.equal((await listCertificates(db, { issuer: "sign" })).items[0]?.kind, "card-sign");
-    assert.equal((await listCertificates(db, { status: ["issued", "pending"], personId: person.id })).items.length, 8);
+    assert.equal(
+      (await listCertificates(db, { status: ["issued", "pending"], personId: person.id })).items.length,
+      8,
+    );
     const pages: string[][] = [];
     let after: string | undefined;
     do {
@@ -348,10 +386,19 @@ forEachDialect((dialect, open) => {
 
   test(`batches of 1000 stay within one statement's parameter limits (${dialect})`, async () => {
     const { db } = await open();
-    const fake: CertificateSigner = { issue: async (tbs) => assembleSigned(tbs, signatureAlgorithmIdentifier("rsa-2048"), Buffer.alloc(256, 1)) };
-    const results = await issueCertificates(db, { auth: fake }, Array.from({ length: 1000 }, () => testRequest(key)));
+    const fake: CertificateSigner = {
+      issue: async (tbs) =>
+        assembleSigned(tbs, signatureAlgorithmIdentifier("rsa-2048"), Buffer.alloc(256, 1)),
+    };
+    const results = await issueCertificates(
+      db,
+      { auth: fake },
+      Array.from({ length: 1000 }, () => testRequest(key)),
+    );
     assert.ok(results.every((r) => r.ok));
-    const n = await sql<{ n: number }>`select count(*) as n from certificates where status = 'issued'`.execute(db);
+    const n = await sql<{
+      n: number;
+    }>`select count(*) as n from certificates where status = 'issued'`.execute(db);
     assert.equal(Number(n.rows[0]!.n), 1000);
   });
 });

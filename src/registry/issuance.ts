@@ -14,11 +14,12 @@
  * Certificate content is not built here: each request brings `buildTbs`, the profile code.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
-import { children, readDer, Tag } from "../pki/der.js";
+import { readDer, readTlvAt, Tag } from "../pki/der.js";
 import { type AuditEntry, appendAudit } from "./audit.js";
-import { dialectOf, isoTime, toBuffer } from "./db.js";
+import { type BulkColumn, bulkInsert, bulkStoreIssued } from "./bulk.js";
+import { isoTime, toBuffer } from "./db.js";
 import {
   type CertificateIssuer,
   type CertificateKind,
@@ -28,7 +29,6 @@ import {
   certificateIssuers,
   certificateKinds,
   certificateMedia,
-  type NewCertificateRow,
   type RegistrySchema,
 } from "./schema.js";
 
@@ -172,14 +172,34 @@ function prepare(request: IssuanceRequest, shards: number, serialSource: SerialS
   return { serial: serialBytes.toString("hex"), shard, request, tbs };
 }
 
-/** Rows per multi-row statement (about 16 parameters each). */
-const CHUNK = 500;
+/** The columns a pending row sets, in `toRow` order. */
+const CERTIFICATE_COLUMNS: readonly BulkColumn[] = [
+  ["serial", "text"],
+  ["issuer", "text"],
+  ["kind", "text"],
+  ["medium", "text"],
+  ["person_id", "text"],
+  ["card_id", "text"],
+  ["sim_id", "text"],
+  ["parent_serial", "text"],
+  ["status", "text"],
+  ["tbs", "bytea"],
+  ["not_before", "text"],
+  ["not_after", "text"],
+  ["shard", "int4"],
+  ["created_at", "text"],
+  ["updated_at", "text"],
+];
 
-function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
+const LIFECYCLE_COLUMNS: readonly BulkColumn[] = [
+  ["serial", "text"],
+  ["event", "text"],
+  ["from_status", "text"],
+  ["to_status", "text"],
+  ["reason", "text"],
+  ["actor", "text"],
+  ["at", "text"],
+];
 
 async function storePending(
   trx: Kysely<RegistrySchema>,
@@ -189,24 +209,23 @@ async function storePending(
   serialSource: SerialSource,
 ): Promise<void> {
   const now = isoTime();
-  const toRow = (p: Prepared): NewCertificateRow => ({
-    serial: p.serial,
-    issuer: p.request.issuer,
-    kind: p.request.kind,
-    medium: p.request.medium,
-    person_id: p.request.personId ?? null,
-    card_id: p.request.cardId ?? null,
-    sim_id: p.request.simId ?? null,
-    parent_serial: p.request.parentSerial ?? null,
-    status: "pending",
-    tbs: p.tbs,
-    der: null,
-    not_before: isoTime(p.request.notBefore),
-    not_after: isoTime(p.request.notAfter),
-    shard: p.shard,
-    created_at: now,
-    updated_at: now,
-  });
+  const toRow = (p: Prepared): unknown[] => [
+    p.serial,
+    p.request.issuer,
+    p.request.kind,
+    p.request.medium,
+    p.request.personId ?? null,
+    p.request.cardId ?? null,
+    p.request.simId ?? null,
+    p.request.parentSerial ?? null,
+    "pending",
+    p.tbs,
+    isoTime(p.request.notBefore),
+    isoTime(p.request.notAfter),
+    p.shard,
+    now,
+    now,
+  ];
   // A serial drawn twice (2^-127 per pair, but never assumed away) is drawn again: within the batch
   // here, against the table through ON CONFLICT DO NOTHING below.
   const inBatch = new Set<string>();
@@ -217,17 +236,11 @@ async function storePending(
   let remaining = prepared;
   for (let attempt = 0; remaining.length > 0; attempt++) {
     if (attempt === 5) throw new JpkiError("internal", "could not allocate unique serial numbers");
-    const conflicts: Prepared[] = [];
-    for (const part of chunks(remaining)) {
-      const inserted = await trx
-        .insertInto("certificates")
-        .values(part.map(toRow))
-        .onConflict((oc) => oc.column("serial").doNothing())
-        .returning("serial")
-        .execute();
-      const stored = new Set(inserted.map((r) => r.serial));
-      for (const p of part) if (!stored.has(p.serial)) conflicts.push(p);
-    }
+    const inserted = await bulkInsert(trx, "certificates", CERTIFICATE_COLUMNS, remaining.map(toRow), {
+      skipConflictsOn: "serial",
+    });
+    const stored = new Set(inserted.map((r) => r["serial"] as string));
+    const conflicts = remaining.filter((p) => !stored.has(p.serial));
     for (const p of conflicts) {
       do Object.assign(p, prepare(p.request, shards, serialSource));
       while (inBatch.has(p.serial));
@@ -235,21 +248,6 @@ async function storePending(
     }
     remaining = conflicts;
   }
-  for (const part of chunks(prepared))
-    await trx
-      .insertInto("lifecycle_events")
-      .values(
-        part.map((p) => ({
-          serial: p.serial,
-          event: "requested",
-          from_status: null,
-          to_status: "pending",
-          reason: null,
-          actor,
-          at: now,
-        })),
-      )
-      .execute();
   await appendAudit(
     trx,
     prepared.map(
@@ -277,13 +275,15 @@ async function storePending(
 
 type SignOutcome = { ok: true; der: Buffer } | { ok: false; reason: string; transient: boolean };
 
-/** Checks that what came back is a Certificate around exactly the stored TBS (RFC 5280 §4.1). */
+/**
+ * Checks that what came back is a Certificate (RFC 5280 §4.1) whose first element is exactly the stored
+ * TBS. Only the two outer headers are read: the bytes inside are the ones the registry built.
+ */
 function wrapsTbs(der: Buffer, tbs: Buffer): boolean {
   try {
-    const certificate = readDer(der, { maxDepth: 64 });
-    if (certificate.tag !== Tag.sequence) return false;
-    const parts = children(certificate);
-    return parts.length === 3 && parts[0]!.encoded.equals(tbs);
+    const certificate = readTlvAt(der, 0);
+    if (certificate.tag !== Tag.sequence || certificate.encoded.length !== der.length) return false;
+    return readTlvAt(certificate.content, 0).encoded.equals(tbs);
   } catch {
     return false;
   }
@@ -350,23 +350,8 @@ async function finish(
     if (outcome.ok) issued.push({ serial: item.serial, der: outcome.der });
     else if (!outcome.transient) failed.push({ serial: item.serial, reason: outcome.reason });
   });
-  const postgres = dialectOf(db) === "postgres";
   return db.transaction().execute(async (trx) => {
-    const changedIssued = new Set<string>();
-    for (const part of chunks(issued)) {
-      // One UPDATE per chunk: a VALUES list joined to the table (UPDATE ... FROM: SQLite 3.33+, PostgreSQL).
-      const values = sql.join(
-        part.map(({ serial, der }) =>
-          postgres ? sql`(${serial}, cast(${der} as bytea))` : sql`(${serial}, ${der})`,
-        ),
-      );
-      const result = await sql<{ serial: string }>`
-        with v(serial, der) as (values ${values})
-        update certificates set der = v.der, status = 'issued', updated_at = ${now}
-        from v where certificates.serial = v.serial and certificates.status = 'pending'
-        returning certificates.serial`.execute(trx);
-      for (const row of result.rows) changedIssued.add(row.serial);
-    }
+    const changedIssued = new Set(await bulkStoreIssued(trx, issued, now));
     const changedFailed = new Set<string>();
     for (const { serial, reason } of failed) {
       const result = await trx
@@ -386,21 +371,20 @@ async function finish(
         .filter(({ serial }) => changedFailed.has(serial))
         .map(({ serial, reason }) => ({ serial, to: "failed" as const, reason })),
     ];
-    for (const part of chunks(events))
-      await trx
-        .insertInto("lifecycle_events")
-        .values(
-          part.map((e) => ({
-            serial: e.serial,
-            event: e.to === "issued" ? options.event : "failed",
-            from_status: "pending",
-            to_status: e.to,
-            reason: e.reason,
-            actor: options.actor,
-            at: now,
-          })),
-        )
-        .execute();
+    await bulkInsert(
+      trx,
+      "lifecycle_events",
+      LIFECYCLE_COLUMNS,
+      events.map((e) => [
+        e.serial,
+        e.to === "issued" ? options.event : "failed",
+        "pending",
+        e.to,
+        e.reason,
+        options.actor,
+        now,
+      ]),
+    );
     await appendAudit(
       trx,
       events.map(

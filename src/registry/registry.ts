@@ -6,7 +6,13 @@ import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
 import { type AuditFinding, type AuditHead, appendAudit, auditHead, verifyAudit } from "./audit.js";
-import { isoTime, type OpenOptions, openRegistryDatabase, type RegistryDatabase, type RegistryDialect } from "./db.js";
+import {
+  isoTime,
+  type OpenOptions,
+  openRegistryDatabase,
+  type RegistryDatabase,
+  type RegistryDialect,
+} from "./db.js";
 import {
   type CertificateFilters,
   type CertificatePage,
@@ -118,14 +124,17 @@ const toSim = (r: SimsTable): SimRecord => ({
 });
 
 function requireText(value: unknown, what: string, max = 1000): string {
-  if (typeof value !== "string" || value.trim() === "") throw new JpkiError("bad-input", `${what} is required`);
+  if (typeof value !== "string" || value.trim() === "")
+    throw new JpkiError("bad-input", `${what} is required`);
   if (value.length > max) throw new JpkiError("bad-input", `${what} is longer than ${max} characters`);
   return value;
 }
 
 function requireDate(value: string, what: string): string {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  const date = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
+  const date = match
+    ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
+    : undefined;
   if (!match || !date || date.toISOString().slice(0, 10) !== value)
     throw new JpkiError("bad-input", `${what} must be a date YYYY-MM-DD, got ${JSON.stringify(value)}`);
   return value;
@@ -134,7 +143,11 @@ function requireDate(value: string, what: string): string {
 /** A unique-constraint violation, on either dialect. */
 function isUniqueViolation(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
-  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+  return (
+    e?.code === "23505" ||
+    e?.code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY"
+  );
 }
 
 export interface RegistryOptions {
@@ -177,7 +190,10 @@ export class Registry {
       sex: requireText(person.sex, "sex", 20),
       birth_date: requireDate(person.birthDate, "birth date"),
       address: requireText(person.address, "address"),
-      residence: person.residence == null || person.residence === "" ? null : requireText(person.residence, "residence"),
+      residence:
+        person.residence == null || person.residence === ""
+          ? null
+          : requireText(person.residence, "residence"),
       created_at: now,
       updated_at: now,
     };
@@ -222,14 +238,20 @@ export class Registry {
     };
     try {
       await this.db.transaction().execute(async (trx) => {
-        const person = await trx.selectFrom("persons").select("id").where("id", "=", card.personId).executeTakeFirst();
+        const person = await trx
+          .selectFrom("persons")
+          .select("id")
+          .where("id", "=", card.personId)
+          .executeTakeFirst();
         if (!person) throw new JpkiError("not-found", `no person ${card.personId}`);
         await trx.insertInto("cards").values(row).execute();
         await appendAudit(trx, { actor, action: "card.add", subject: row.id, details: { ...toCard(row) } });
       });
     } catch (error) {
       if (isUniqueViolation(error))
-        throw new JpkiError("conflict", `card number ${card.cardNumber} is already registered`, { cause: error });
+        throw new JpkiError("conflict", `card number ${card.cardNumber} is already registered`, {
+          cause: error,
+        });
       throw error;
     }
     return toCard(row);
@@ -297,13 +319,21 @@ export class Registry {
   }
 
   async getSetting(key: string): Promise<string | undefined> {
-    const row = await this.db.selectFrom("settings").select("value").where("key", "=", key).executeTakeFirst();
+    const row = await this.db
+      .selectFrom("settings")
+      .select("value")
+      .where("key", "=", key)
+      .executeTakeFirst();
     return row?.value;
   }
 
   async setSetting(key: string, value: string, actor = this.#actor): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const before = await trx.selectFrom("settings").select("value").where("key", "=", key).executeTakeFirst();
+      const before = await trx
+        .selectFrom("settings")
+        .select("value")
+        .where("key", "=", key)
+        .executeTakeFirst();
       await trx
         .insertInto("settings")
         .values({ key, value })
@@ -326,7 +356,10 @@ export class Registry {
     return issueCertificates(this.db, signers, requests, { actor: this.#actor, ...options });
   }
 
-  recoverInterruptedIssuances(signers: CertificateSigners, options: RecoveryOptions = {}): Promise<RecoveryReport> {
+  recoverInterruptedIssuances(
+    signers: CertificateSigners,
+    options: RecoveryOptions = {},
+  ): Promise<RecoveryReport> {
     return recoverInterruptedIssuances(this.db, signers, options);
   }
 

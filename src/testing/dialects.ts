@@ -12,7 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
 import pg from "pg";
-import { type OpenOptions, openRegistryDatabase, type RegistryDatabase, type RegistryDialect } from "../registry/db.js";
+import {
+  type OpenOptions,
+  openRegistryDatabase,
+  type RegistryDatabase,
+  type RegistryDialect,
+} from "../registry/db.js";
 
 export const postgresTestUrl = process.env["JPKI_TEST_PG"] || "postgres://postgres@127.0.0.1:5432/test";
 
@@ -91,7 +96,9 @@ export function forEachDialect(body: (dialect: RegistryDialect, open: OpenTestDa
           });
         });
       } else {
-        describe(dialect, { skip: `${postgresProblem}; set JPKI_TEST_PG or start it (required in CI)` }, () => {
+        describe(dialect, {
+          skip: `${postgresProblem}; set JPKI_TEST_PG or start it (required in CI)`,
+        }, () => {
           body(dialect, () => Promise.reject(new Error(postgresProblem)));
         });
       }
