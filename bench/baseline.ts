@@ -14,7 +14,8 @@ export function opensslRsa2048SignsPerSecond(seconds = 3): number {
   });
   const line = out.split("\n").find((l) => l.startsWith("+F2:"));
   const rate = Number(line?.split(":")[3]);
-  if (!Number.isFinite(rate) || rate <= 0) throw new Error(`cannot read the RSA-2048 rate from openssl speed: ${out}`);
+  if (!Number.isFinite(rate) || rate <= 0)
+    throw new Error(`cannot read the RSA-2048 rate from openssl speed: ${out}`);
   return rate;
 }
 

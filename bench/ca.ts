@@ -54,7 +54,8 @@ export const GOAL_RATIO_PER_CORE = 0.6;
 async function runOne(
   database: "sqlite" | "postgres",
   dbUrl: string | undefined,
-  options: Required<Pick<CaBenchOptions, "count" | "batch" | "concurrency">> & Pick<CaBenchOptions, "onProgress">,
+  options: Required<Pick<CaBenchOptions, "count" | "batch" | "concurrency">> &
+    Pick<CaBenchOptions, "onProgress">,
   opensslRate: number,
 ): Promise<CaBenchRun> {
   const dir = mkdtempSync(path.join(tmpdir(), "jpki-bench-ca-"));
@@ -68,7 +69,11 @@ async function runOne(
     const birth = parseBirthDate("1980-06-15");
     const issuer = authority.issuerKey("auth");
     const request = (i: number): IssuanceRequest => {
-      const validity = citizenCertificateValidity(birth, new Date(), new Date(Date.now() + 5 * 365 * 86_400_000));
+      const validity = citizenCertificateValidity(
+        birth,
+        new Date(),
+        new Date(Date.now() + 5 * 365 * 86_400_000),
+      );
       return {
         issuer: "auth",
         kind: "card-auth",
@@ -92,13 +97,17 @@ async function runOne(
       for (let b = next++; b < batches; b = next++) {
         const size = Math.min(options.batch, options.count - b * options.batch);
         const requests = Array.from({ length: size }, (_, i) => request(b * options.batch + i));
-        const results = await issueCertificates(authority.registry.db, authority.signers, requests, { actor: "bench" });
+        const results = await issueCertificates(authority.registry.db, authority.signers, requests, {
+          actor: "bench",
+        });
         if (results.some((r) => !r.ok)) throw new Error("an issuance failed during the benchmark");
         done += size;
         options.onProgress?.(database, done, options.count);
       }
     };
-    const measured = await measureCores(() => Promise.all(Array.from({ length: options.concurrency }, worker)));
+    const measured = await measureCores(() =>
+      Promise.all(Array.from({ length: options.concurrency }, worker)),
+    );
     const rate = options.count / measured.seconds;
     return {
       database,
@@ -139,6 +148,8 @@ export async function benchCa(options: CaBenchOptions = {}): Promise<CaBenchResu
   const opensslRate = opensslRsa2048SignsPerSecond();
   const runs = [await runOne("sqlite", undefined, settings, opensslRate)];
   if (options.postgresUrl)
-    runs.push(await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings, opensslRate)));
+    runs.push(
+      await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings, opensslRate)),
+    );
   return { opensslRsa2048SignsPerSecond: opensslRate, goalRatioPerCore: GOAL_RATIO_PER_CORE, runs };
 }

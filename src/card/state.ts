@@ -63,7 +63,12 @@ export function newPinState(kind: keyof typeof PIN_RULES, pin: string): PinState
   checkPin(kind, pin);
   const salt = randomBytes(16);
   const maxTries = PIN_RULES[kind].maxTries;
-  return { hash: pinHash(salt, pin).toString("hex"), salt: salt.toString("hex"), triesLeft: maxTries, maxTries };
+  return {
+    hash: pinHash(salt, pin).toString("hex"),
+    salt: salt.toString("hex"),
+    triesLeft: maxTries,
+    maxTries,
+  };
 }
 
 function pinHash(salt: Buffer, pin: string): Buffer {
@@ -88,6 +93,9 @@ export function loadCardState(path: string): JpkiApState {
   }
   const state = parsed as Partial<JpkiApState>;
   if (state.format !== STATE_FORMAT || state.version !== 1)
-    throw new JpkiError("bad-input", `${path} is not a jpki-mobile card state file (format ${STATE_FORMAT} v1)`);
+    throw new JpkiError(
+      "bad-input",
+      `${path} is not a jpki-mobile card state file (format ${STATE_FORMAT} v1)`,
+    );
   return state as JpkiApState;
 }

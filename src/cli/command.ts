@@ -25,7 +25,10 @@ export class UsageError extends JpkiError {
   }
 }
 
-export function parseCommandArgs(command: Command, args: string[]): { values: OptionValues; positionals: string[] } {
+export function parseCommandArgs(
+  command: Command,
+  args: string[],
+): { values: OptionValues; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({
       args,

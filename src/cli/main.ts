@@ -3,14 +3,22 @@
  * print; the work lives in the roles (src/ca, src/registry, ...).
  */
 import { JpkiError } from "../errors.js";
+import { type Command, parseCommandArgs, UsageError } from "./command.js";
 import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
-import { type Command, parseCommandArgs, UsageError } from "./command.js";
 
-export const commands: readonly Command[] = [caInit, caExport, citizenAdd, certList, certShow, auditVerify, benchCommand];
+export const commands: readonly Command[] = [
+  caInit,
+  caExport,
+  citizenAdd,
+  certList,
+  certShow,
+  auditVerify,
+  benchCommand,
+];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -31,7 +39,10 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
   let best: { command: Command; rest: string[] } | undefined;
   for (const command of commands) {
     const words = command.name.split(" ");
-    if (words.every((word, i) => argv[i] === word) && (!best || words.length > best.command.name.split(" ").length))
+    if (
+      words.every((word, i) => argv[i] === word) &&
+      (!best || words.length > best.command.name.split(" ").length)
+    )
       best = { command, rest: argv.slice(words.length) };
   }
   return best;
@@ -62,14 +73,18 @@ export async function main(argv: string[]): Promise<number> {
     return (await command.run(values, positionals)) ?? 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`jpki-mobile ${command.name}: ${error.message}\nRun \`jpki-mobile ${command.name} --help\`.\n`);
+      process.stderr.write(
+        `jpki-mobile ${command.name}: ${error.message}\nRun \`jpki-mobile ${command.name} --help\`.\n`,
+      );
       return 2;
     }
     if (error instanceof JpkiError) {
       process.stderr.write(`jpki-mobile ${command.name}: ${error.message}\n`);
       return 1;
     }
-    process.stderr.write(`jpki-mobile ${command.name}: unexpected failure: ${(error as Error)?.stack ?? error}\n`);
+    process.stderr.write(
+      `jpki-mobile ${command.name}: unexpected failure: ${(error as Error)?.stack ?? error}\n`,
+    );
     return 70;
   }
 }

@@ -123,6 +123,24 @@ describe("OpenSSL, GnuTLS and NSS accept every certificate kind", () => {
     assert.notEqual(wrong.code, 0, "a card auth certificate is not a smartphone one");
   });
 
+  test("NSS policy validation (vfychain -o): the test policy of each citizen kind, and only it", () => {
+    for (const [root, leaf, policy, other] of [
+      [h.signCa, h.cardSign, "1.2.392.200149.8.5.1.0.20", "1.2.392.200149.8.5.1.0.21"],
+      [h.signCa, h.phoneSign, "1.2.392.200149.8.5.1.0.21", "1.2.392.200149.8.5.1.0.20"],
+      [h.authCa, h.cardAuth, "1.2.392.200149.8.5.1.0.30", "1.2.392.200149.8.5.1.0.31"],
+      [h.authCa, h.phoneAuth, "1.2.392.200149.8.5.1.0.31", "1.2.392.200149.8.5.1.0.30"],
+    ] as const) {
+      const usage = root === h.signCa ? NssUsage.emailSigner : NssUsage.sslClient;
+      const ok = vfychainVerify({ root, leaf, usage, policy });
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.notEqual(
+        vfychainVerify({ root, leaf, usage, policy: other }).code,
+        0,
+        `${policy} is not ${other}`,
+      );
+    }
+  });
+
   test("OpenSSL prints the JPKI SubjectAltName and IssuerAltName", () => {
     const text = opensslText(h.cardSign).stdout;
     assert.match(text, /othername: 1\.2\.392\.200149\.8\.5\.5\.1::公的 太郎/);

@@ -7,11 +7,31 @@ import { generateKeyPair, type KeyObject, randomInt } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { checkPin, type JpkiApState, MY_NUMBER_CARD_ATR, newPinState, STATE_FORMAT, saveCardState, TOKEN_LABEL } from "../card/state.js";
+import {
+  checkPin,
+  type JpkiApState,
+  MY_NUMBER_CARD_ATR,
+  newPinState,
+  STATE_FORMAT,
+  saveCardState,
+  TOKEN_LABEL,
+} from "../card/state.js";
 import { JpkiError } from "../errors.js";
 import { assertUtf8Text } from "../pki/names.js";
-import { type BasicAttributes, cardAuthenticationCertificateTbs, cardSigningCertificateTbs, type Sex } from "../pki/profiles.js";
-import { cardExpiryDate, citizenCertificateValidity, endOfJstDay, formatDate, jstDateOf, parseBirthDate } from "../pki/validity.js";
+import {
+  type BasicAttributes,
+  cardAuthenticationCertificateTbs,
+  cardSigningCertificateTbs,
+  type Sex,
+} from "../pki/profiles.js";
+import {
+  cardExpiryDate,
+  citizenCertificateValidity,
+  endOfJstDay,
+  formatDate,
+  jstDateOf,
+  parseBirthDate,
+} from "../pki/validity.js";
 import { issueCertificates } from "../registry/issuance.js";
 import type { Authority } from "../server/authority.js";
 
@@ -62,7 +82,11 @@ function text(value: string, what: string, max: number): string {
 /** Checks every input before anything is written, so bad input leaves no trace. */
 function validate(citizen: NewCitizen, now: Date) {
   const sex = sexCodes[citizen.sex.toLowerCase()];
-  if (!sex) throw new JpkiError("bad-input", `sex must be male, female or unknown (or 1, 2, 3): ${JSON.stringify(citizen.sex)}`);
+  if (!sex)
+    throw new JpkiError(
+      "bad-input",
+      `sex must be male, female or unknown (or 1, 2, 3): ${JSON.stringify(citizen.sex)}`,
+    );
   const authPin = citizen.authPin ?? DEFAULT_AUTH_PIN;
   const signPassword = citizen.signPassword ?? DEFAULT_SIGN_PASSWORD;
   checkPin("auth", authPin);
@@ -73,7 +97,8 @@ function validate(citizen: NewCitizen, now: Date) {
     birthDate: parseBirthDate(citizen.birth, now),
     address: text(citizen.address, "address", MAX_ADDRESS),
   };
-  const residence = citizen.residence === undefined ? undefined : text(citizen.residence, "residence", MAX_ADDRESS);
+  const residence =
+    citizen.residence === undefined ? undefined : text(citizen.residence, "residence", MAX_ADDRESS);
   return { person, residence, authPin, signPassword };
 }
 
@@ -90,7 +115,11 @@ function cardNumber(): string {
  * Registers the resident, issues the card's signing and user-authentication certificates through the
  * registry (store, sign, store), and writes the card state file (mode 0600).
  */
-export async function issueMyNumberCard(authority: Authority, citizen: NewCitizen, now = new Date()): Promise<IssuedCard> {
+export async function issueMyNumberCard(
+  authority: Authority,
+  citizen: NewCitizen,
+  now = new Date(),
+): Promise<IssuedCard> {
   const { person, residence, authPin, signPassword } = validate(citizen, now);
   const cardExpiry = endOfJstDay(cardExpiryDate(person.birthDate, jstDateOf(now)));
   const validity = citizenCertificateValidity(person.birthDate, now, cardExpiry);
@@ -104,7 +133,12 @@ export async function issueMyNumberCard(authority: Authority, citizen: NewCitize
     address: person.address,
     residence: residence ?? null,
   });
-  const card = await registry.addCard({ personId: personRecord.id, cardNumber: cardNumber(), issuedAt: now, expiresAt: cardExpiry });
+  const card = await registry.addCard({
+    personId: personRecord.id,
+    cardNumber: cardNumber(),
+    issuedAt: now,
+    expiresAt: cardExpiry,
+  });
 
   const common = { medium: "card" as const, personId: personRecord.id, cardId: card.id, ...validity };
   const base = { baseUrl: authority.config.baseUrl, validity };
@@ -115,19 +149,35 @@ export async function issueMyNumberCard(authority: Authority, citizen: NewCitize
       issuer: "sign",
       kind: "card-sign",
       buildTbs: (serial, shard) =>
-        cardSigningCertificateTbs({ ...base, serial, shard, issuer: authority.issuerKey("sign"), subjectSpki: spki(signKeys.publicKey), person }),
+        cardSigningCertificateTbs({
+          ...base,
+          serial,
+          shard,
+          issuer: authority.issuerKey("sign"),
+          subjectSpki: spki(signKeys.publicKey),
+          person,
+        }),
     },
     {
       ...common,
       issuer: "auth",
       kind: "card-auth",
       buildTbs: (serial, shard) =>
-        cardAuthenticationCertificateTbs({ ...base, serial, shard, issuer: authority.issuerKey("auth"), subjectSpki: spki(authKeys.publicKey) }),
+        cardAuthenticationCertificateTbs({
+          ...base,
+          serial,
+          shard,
+          issuer: authority.issuerKey("auth"),
+          subjectSpki: spki(authKeys.publicKey),
+        }),
     },
   ]);
   if (!signResult?.ok || !authResult?.ok) {
     const failed = [signResult, authResult].find((r) => r && !r.ok);
-    throw new JpkiError("internal", `the card's certificates could not be issued: ${failed && !failed.ok ? failed.reason : "unknown"}`);
+    throw new JpkiError(
+      "internal",
+      `the card's certificates could not be issued: ${failed && !failed.ok ? failed.reason : "unknown"}`,
+    );
   }
 
   const pkcs8 = (key: KeyObject) => key.export({ type: "pkcs8", format: "der" }).toString("base64");

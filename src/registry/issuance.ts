@@ -609,7 +609,7 @@ function toRecord(row: CertificateRow): CertificateRecord {
   };
 }
 
-/** Serials are stored as lowercase hex without leading zeros dropped (always 32 digits for ours). */
+/** A serial as the registry stores it: lowercase hex, whole bytes (32 digits for the serials it makes). */
 export function normaliseSerial(serial: string): string {
   const hex = serial.trim().toLowerCase().replace(/^0x/, "").replace(/:/g, "");
   if (!/^[0-9a-f]+$/.test(hex) || hex.length > 40)

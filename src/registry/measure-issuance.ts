@@ -22,11 +22,14 @@ const { values } = parseArgs({
   options: {
     count: { type: "string", default: "3000" },
     batch: { type: "string", default: "100" },
+    concurrency: { type: "string", default: "1" },
     pg: { type: "string", default: process.env["JPKI_TEST_PG"] || "postgres://postgres@127.0.0.1:5432/test" },
   },
 });
 const count = Number(values.count);
 const batch = Number(values.batch);
+/** Batches in flight at once: while one batch is signed, another is stored. */
+const concurrency = Number(values.concurrency);
 
 const key = await generateTestKey();
 const real = rsaSigner(key);
@@ -53,18 +56,24 @@ async function throughRegistry(
   db: RegistryDatabase["db"],
   signer: CertificateSigner,
   n: number,
+  cpu?: (microseconds: number) => void,
 ): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    for (let done = next; done < n; done = next) {
+      const size = Math.min(batch, n - done);
+      next += size;
+      const results = await issueCertificates(
+        db,
+        { auth: signer },
+        Array.from({ length: size }, () => testRequest(key)),
+      );
+      if (!results.every((r) => r.ok)) throw new Error("an issuance failed");
+    }
+  };
   return rate(
     async () => {
-      for (let done = 0; done < n; done += batch) {
-        const size = Math.min(batch, n - done);
-        const results = await issueCertificates(
-          db,
-          { auth: signer },
-          Array.from({ length: size }, () => testRequest(key)),
-        );
-        if (!results.every((r) => r.ok)) throw new Error("an issuance failed");
-      }
+      await Promise.all(Array.from({ length: concurrency }, worker));
     },
     n,
     cpu,

@@ -19,7 +19,7 @@ import { redact } from "../ca/pkcs11-uri.js";
 import { CertificateSigner, selfSign } from "../ca/signer.js";
 import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, resolvePassphrase } from "../ca/software-keystore.js";
 import { JpkiError } from "../errors.js";
-import { parseCertificate } from "../pki/certificate.js";
+import { issuerKeyOf, parseCertificate } from "../pki/certificate.js";
 import type { CaPurpose } from "../pki/names.js";
 import {
   authenticationCaTbs,
@@ -29,7 +29,11 @@ import {
   simMakerCaTbs,
 } from "../pki/profiles.js";
 import { caValidity, shortValidity } from "../pki/validity.js";
-import { type IssuanceRequest, issueCertificates, recoverInterruptedIssuances } from "../registry/issuance.js";
+import {
+  type IssuanceRequest,
+  issueCertificates,
+  recoverInterruptedIssuances,
+} from "../registry/issuance.js";
 import { Registry } from "../registry/registry.js";
 import type { CertificateIssuer } from "../registry/schema.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -93,11 +97,6 @@ export interface Authority {
   close(): Promise<void>;
 }
 
-/** What a profile needs to name its issuer: the CA certificate's subject, and the CA key. */
-function issuerKeyOf(caCertificate: Buffer, key: SigningKey): IssuerKey {
-  return { name: parseCertificate(caCertificate).subjectDer, spki: key.publicKeySpki, algorithm: key.algorithm };
-}
-
 function configPath(dataDir: string): string {
   return path.join(dataDir, "config.json");
 }
@@ -112,20 +111,40 @@ function registryUrl(dataDir: string, db: string): string {
  */
 function openConfiguredKeyStore(dataDir: string, keystore: string): Promise<KeyStore> {
   const sandboxFile = path.join(dataDir, SANDBOX_PASSPHRASE_FILE);
-  const useSandbox = !process.env[PASSPHRASE_ENV] && !process.env[PASSPHRASE_FILE_ENV] && existsSync(sandboxFile);
+  const useSandbox =
+    !process.env[PASSPHRASE_ENV] && !process.env[PASSPHRASE_FILE_ENV] && existsSync(sandboxFile);
   return openKeyStore(keystore, {
     dataDirectory: dataDir,
-    passphrase: useSandbox ? () => resolvePassphrase({ env: { [PASSPHRASE_FILE_ENV]: sandboxFile } }) : undefined,
+    passphrase: useSandbox
+      ? () => resolvePassphrase({ env: { [PASSPHRASE_FILE_ENV]: sandboxFile } })
+      : undefined,
   });
+}
+
+/**
+ * A PKCS#11 URI as stored in config.json: a pin-value (RFC 7512 §2.3) is used for `ca init` only and
+ * never written to disk; later commands take the PIN from $JPKI_HSM_PIN or a pin-source file.
+ */
+function withoutPinValue(uri: string): string {
+  const [head, query] = uri.split("?", 2);
+  if (query === undefined) return uri;
+  const kept = query.split("&").filter((part) => !/^pin-value=/i.test(part));
+  return kept.length > 0 ? `${head}?${kept.join("&")}` : head!;
 }
 
 function readConfig(dataDir: string): AuthorityConfig {
   const file = configPath(dataDir);
   if (!existsSync(file))
-    throw new JpkiError("not-found", `no CA in ${dataDir}: create one with \`jpki-mobile ca init --data ${dataDir}\``);
+    throw new JpkiError(
+      "not-found",
+      `no CA in ${dataDir}: create one with \`jpki-mobile ca init --data ${dataDir}\``,
+    );
   const config = JSON.parse(readFileSync(file, "utf8")) as AuthorityConfig;
   if (config.format !== CONFIG_FORMAT || config.version !== 1)
-    throw new JpkiError("bad-input", `${file} is not a jpki-mobile configuration (format ${CONFIG_FORMAT} v1)`);
+    throw new JpkiError(
+      "bad-input",
+      `${file} is not a jpki-mobile configuration (format ${CONFIG_FORMAT} v1)`,
+    );
   return config;
 }
 
@@ -147,7 +166,8 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
   if (keystoreSpec !== "software" && !/^pkcs11:/i.test(keystoreSpec))
     throw new JpkiError("bad-input", `unknown key store "${keystoreSpec}": use "software" or a pkcs11: URI`);
   const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL;
-  if (!/^https?:\/\/[^\s/]+/.test(baseUrl)) throw new JpkiError("bad-input", `--base-url must be an http(s) URL`);
+  if (!/^https?:\/\/[^\s/]+/.test(baseUrl))
+    throw new JpkiError("bad-input", `--base-url must be an http(s) URL`);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
   if (
@@ -156,7 +176,10 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
     !process.env[PASSPHRASE_FILE_ENV] &&
     !existsSync(path.join(dataDir, SANDBOX_PASSPHRASE_FILE))
   ) {
-    writeFileAtomic(path.join(dataDir, SANDBOX_PASSPHRASE_FILE), `${randomBytes(24).toString("base64url")}\n`);
+    writeFileAtomic(
+      path.join(dataDir, SANDBOX_PASSPHRASE_FILE),
+      `${randomBytes(24).toString("base64url")}\n`,
+    );
     process.stderr.write(
       `note: no ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV} set; the CA keys are encrypted with a random ` +
         `passphrase kept in ${path.join(dataDir, SANDBOX_PASSPHRASE_FILE)} (fine for a sandbox, not for keys that matter)\n`,
@@ -167,7 +190,7 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
     format: CONFIG_FORMAT,
     version: 1,
     db: options.db ?? "registry.sqlite",
-    keystore: keystoreSpec,
+    keystore: withoutPinValue(keystoreSpec),
     baseUrl,
     createdAt: new Date().toISOString(),
   };
@@ -180,10 +203,17 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
       .where("kind", "=", "ca")
       .where("status", "=", "issued")
       .executeTakeFirst();
-    if (existing) throw new JpkiError("conflict", "the registry already holds CA certificates; refusing to create new ones");
+    if (existing)
+      throw new JpkiError(
+        "conflict",
+        "the registry already holds CA certificates; refusing to create new ones",
+      );
     for (const label of Object.values(KEY_LABELS))
       if (await keystore.has(label))
-        throw new JpkiError("conflict", `the key store already holds a key labelled ${label}; refusing to overwrite it`);
+        throw new JpkiError(
+          "conflict",
+          `the key store already holds a key labelled ${label}; refusing to overwrite it`,
+        );
 
     const now = options.now ?? new Date();
     const [signCa, authCa, signOcsp, authOcsp, simMakerCa] = await Promise.all([
@@ -194,7 +224,11 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
       keystore.generate(KEY_LABELS.simMakerCa, "ec-p256"),
     ]);
     const rootValidity = caValidity(now);
-    const root = (issuer: CertificateIssuer, key: SigningKey, build: typeof signingCaTbs): IssuanceRequest => ({
+    const root = (
+      issuer: CertificateIssuer,
+      key: SigningKey,
+      build: typeof signingCaTbs,
+    ): IssuanceRequest => ({
       issuer,
       kind: "ca",
       medium: "none",
@@ -204,7 +238,11 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
     const selfSigner = (key: SigningKey) => ({ issue: (tbs: Buffer) => selfSign(key, tbs) });
     const roots = await issueOrThrow(
       registry,
-      [root("sign", signCa, signingCaTbs), root("auth", authCa, authenticationCaTbs), root("sim-maker", simMakerCa, simMakerCaTbs)],
+      [
+        root("sign", signCa, signingCaTbs),
+        root("auth", authCa, authenticationCaTbs),
+        root("sim-maker", simMakerCa, simMakerCaTbs),
+      ],
       // Each root signs itself; issueCertificates routes by issuer.
       { sign: selfSigner(signCa), auth: selfSigner(authCa), "sim-maker": selfSigner(simMakerCa) },
     );
@@ -214,7 +252,7 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
       auth: new CertificateSigner(authCa, authRoot),
     };
     const responderValidity = shortValidity(now, OCSP_RESPONDER_DAYS);
-    const responder = (purpose: CaPurpose, ca: SigningKey, key: SigningKey): IssuanceRequest => ({
+    const responder = (purpose: CaPurpose, key: SigningKey): IssuanceRequest => ({
       issuer: purpose,
       kind: "ocsp",
       medium: "none",
@@ -223,12 +261,12 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
         ocspResponderCertificateTbs({
           serial,
           purpose,
-          issuer: issuerKeyOf(purpose === "sign" ? signRoot : authRoot, ca),
+          issuer: issuerKeyOf(parseCertificate(purpose === "sign" ? signRoot : authRoot)),
           subjectSpki: key.publicKeySpki,
           validity: responderValidity,
         }),
     });
-    await issueOrThrow(registry, [responder("sign", signCa, signOcsp), responder("auth", authCa, authOcsp)], caSigners);
+    await issueOrThrow(registry, [responder("sign", signOcsp), responder("auth", authOcsp)], caSigners);
     writeFileAtomic(configPath(dataDir), `${JSON.stringify(config, null, 2)}\n`);
   } finally {
     await registry.close();
@@ -250,7 +288,11 @@ async function issueOrThrow(
 }
 
 /** The newest issued certificate of one kind from one issuer (CA roots, OCSP responders). */
-async function latestCertificate(registry: Registry, issuer: CertificateIssuer, kind: "ca" | "ocsp"): Promise<Buffer> {
+async function latestCertificate(
+  registry: Registry,
+  issuer: CertificateIssuer,
+  kind: "ca" | "ocsp",
+): Promise<Buffer> {
   const row = await registry.db
     .selectFrom("certificates")
     .select("der")
@@ -259,7 +301,8 @@ async function latestCertificate(registry: Registry, issuer: CertificateIssuer, 
     .where("status", "=", "issued")
     .orderBy("created_at", "desc")
     .executeTakeFirst();
-  if (!row?.der) throw new JpkiError("integrity", `the registry holds no ${kind} certificate of the ${issuer} CA`);
+  if (!row?.der)
+    throw new JpkiError("integrity", `the registry holds no ${kind} certificate of the ${issuer} CA`);
   return Buffer.from(row.der);
 }
 
@@ -267,7 +310,10 @@ async function latestCertificate(registry: Registry, issuer: CertificateIssuer, 
  * Opens the authority of a data directory and finishes any issuance a crash interrupted (Boulder's
  * order: the TBS was stored before signing, so it can be signed again, giving the same bytes).
  */
-export async function openAuthority(dataDirArg: string, options: { actor?: string } = {}): Promise<Authority> {
+export async function openAuthority(
+  dataDirArg: string,
+  options: { actor?: string } = {},
+): Promise<Authority> {
   const dataDir = path.resolve(dataDirArg);
   const config = readConfig(dataDir);
   const keystore = await openConfiguredKeyStore(dataDir, config.keystore);
@@ -297,19 +343,27 @@ export async function openAuthority(dataDirArg: string, options: { actor?: strin
       }),
       "sim-maker": new CertificateSigner(simMakerCa, certificates.simMaker),
     };
+    const issuerKeys: Record<CertificateIssuer, IssuerKey> = {
+      sign: issuerKeyOf(parseCertificate(certificates.sign)),
+      auth: issuerKeyOf(parseCertificate(certificates.auth)),
+      "sim-maker": issuerKeyOf(parseCertificate(certificates.simMaker)),
+    };
     await recoverInterruptedIssuances(registry.db, signers, { actor: "recovery" });
     const cardsDir = path.join(dataDir, "cards");
     const openedRegistry = registry;
     return {
       dataDir,
-      config: { ...config, keystore: config.keystore.startsWith("pkcs11:") ? redact(config.keystore) : config.keystore },
+      config: {
+        ...config,
+        keystore: config.keystore.startsWith("pkcs11:") ? redact(config.keystore) : config.keystore,
+      },
       registry,
       keystore,
       certificates,
       signers,
       cardsDir,
       issuerKey(issuer) {
-        return issuerKeyOf(signers[issuer].caCertificate, signers[issuer].key);
+        return issuerKeys[issuer];
       },
       async close() {
         await openedRegistry.close();

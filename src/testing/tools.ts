@@ -130,15 +130,17 @@ export const NssUsage = {
 } as const;
 
 /**
- * NSS `vfychain -pp -u usage` (CERT_PKIXVerifyCert) of `leaf`, with `root` trusted in a fresh NSS
- * database and the intermediates given on the command line.
+ * NSS `vfychain -pp -u usage [-o OID.policy]` (CERT_PKIXVerifyCert) of `leaf`, with `root` trusted in a
+ * fresh NSS database and the intermediates given on the command line.
  */
-export function vfychainVerify(check: ChainCheck & { usage: number }): ToolResult {
+export function vfychainVerify(check: ChainCheck & { usage: number; policy?: string }): ToolResult {
   return withTempDir((dir) => {
     const db = createNssDb(dir);
     nssTrustRoot(db, check.root);
     const leaf = writeCertificate(dir, "leaf", check.leaf);
-    const args = ["-d", db, "-pp", "-u", String(check.usage), leaf.der];
+    const args = ["-d", db, "-pp", "-u", String(check.usage)];
+    if (check.policy) args.push("-o", `OID.${check.policy}`);
+    args.push(leaf.der);
     (check.intermediates ?? []).forEach((c, i) => {
       args.push(writeCertificate(dir, `intermediate${i}`, c).der);
     });

@@ -1,7 +1,8 @@
 /** File helpers shared by everything that persists state outside the registry. */
+
+import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 
 /**
  * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:

@@ -26,7 +26,10 @@ ${JSON_HELP}
       printResult(values.json === true, { ok: findings.length === 0, head, findings }, (r) =>
         r.ok
           ? `audit log intact: ${r.head.seq} entries, head ${r.head.hash}`
-          : [`audit log damaged: ${r.findings.length} finding(s)`, ...r.findings.map((f) => `  entry ${f.seq}: ${f.kind}: ${f.message}`)].join("\n"),
+          : [
+              `audit log damaged: ${r.findings.length} finding(s)`,
+              ...r.findings.map((f) => `  entry ${f.seq}: ${f.kind}: ${f.message}`),
+            ].join("\n"),
       );
       return findings.length === 0 ? 0 : 1;
     } finally {

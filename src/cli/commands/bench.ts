@@ -43,7 +43,13 @@ ca   certificates issued per second through the whole registry path (store, sign
   --no-pg     measure SQLite only
 ${JSON_HELP}
 `,
-  options: { ...jsonOption, count: { type: "string" }, batch: { type: "string" }, pg: { type: "string" }, "no-pg": { type: "boolean" } },
+  options: {
+    ...jsonOption,
+    count: { type: "string" },
+    batch: { type: "string" },
+    pg: { type: "string" },
+    "no-pg": { type: "boolean" },
+  },
   positionals: { min: 1, max: 1, names: "what to measure (ca)" },
   async run(values, positionals) {
     if (positionals[0] !== "ca") throw new UsageError(`unknown benchmark ${positionals[0]}: choose ca`);
@@ -51,7 +57,9 @@ ${JSON_HELP}
     const result = await benchCa({
       count: positiveInteger(stringOption(values, "count"), "count", 3000),
       batch: positiveInteger(stringOption(values, "batch"), "batch", 100),
-      postgresUrl: values["no-pg"] ? undefined : (stringOption(values, "pg") ?? process.env.JPKI_BENCH_PG ?? DEFAULT_PG),
+      postgresUrl: values["no-pg"]
+        ? undefined
+        : (stringOption(values, "pg") ?? process.env.JPKI_BENCH_PG ?? DEFAULT_PG),
       onProgress: (_label, done, total) => bar.update(done, total),
     });
     bar.end();

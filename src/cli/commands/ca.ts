@@ -52,7 +52,13 @@ ${DATA_HELP}
                   (default ${DEFAULT_BASE_URL})
 ${JSON_HELP}
 `,
-  options: { ...dataOption, ...jsonOption, db: { type: "string" }, keystore: { type: "string" }, "base-url": { type: "string" } },
+  options: {
+    ...dataOption,
+    ...jsonOption,
+    db: { type: "string" },
+    keystore: { type: "string" },
+    "base-url": { type: "string" },
+  },
   async run(values) {
     const dir = dataDir(values);
     const authority = await initAuthority({
@@ -63,12 +69,15 @@ ${JSON_HELP}
     });
     try {
       const certificates = describe(exportedFiles(authority));
-      printResult(values.json === true, { dataDir: authority.dataDir, keystore: authority.config.keystore, certificates }, (r) =>
-        [
-          `Created the JPKI CAs in ${r.dataDir} (key store: ${r.keystore}):`,
-          ...r.certificates.map((c) => `  ${c.subject}\n    serial ${c.serial}, until ${c.notAfter}`),
-          `Next: jpki-mobile citizen add --data ${dir} --name ... --birth YYYY-MM-DD --sex ... --address ...`,
-        ].join("\n"),
+      printResult(
+        values.json === true,
+        { dataDir: authority.dataDir, keystore: authority.config.keystore, certificates },
+        (r) =>
+          [
+            `Created the JPKI CAs in ${r.dataDir} (key store: ${r.keystore}):`,
+            ...r.certificates.map((c) => `  ${c.subject}\n    serial ${c.serial}, until ${c.notAfter}`),
+            `Next: jpki-mobile citizen add --data ${dir} --name ... --birth YYYY-MM-DD --sex ... --address ...`,
+          ].join("\n"),
       );
     } finally {
       await authority.close();
@@ -97,7 +106,8 @@ ${JSON_HELP}
     try {
       const files = exportedFiles(authority);
       mkdirSync(out, { recursive: true });
-      for (const [file, der] of Object.entries(files)) writeFileAtomic(path.join(out, file), pemEncode(der), 0o644);
+      for (const [file, der] of Object.entries(files))
+        writeFileAtomic(path.join(out, file), pemEncode(der), 0o644);
       const written = describe(files).map((f) => ({ ...f, path: path.join(out, f.file) }));
       printResult(values.json === true, { files: written }, (r) =>
         r.files.map((f) => `${f.path}  ${f.subject} (serial ${f.serial})`).join("\n"),

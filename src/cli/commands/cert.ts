@@ -1,13 +1,20 @@
+import { JpkiError } from "../../errors.js";
 import { parseCertificate, renderName } from "../../pki/certificate.js";
 import { pemEncode } from "../../pki/pem.js";
 import { type CertificateRecord, getCertificate, listCertificates } from "../../registry/issuance.js";
 import { type CertificateKind, type CertificateStatus, certificateKinds } from "../../registry/schema.js";
 import { openAuthority } from "../../server/authority.js";
-import { JpkiError } from "../../errors.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
 import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption } from "./options.js";
 
-const certificateStatuses: readonly CertificateStatus[] = ["pending", "issued", "failed", "suspended", "revoked", "expired"];
+const certificateStatuses: readonly CertificateStatus[] = [
+  "pending",
+  "issued",
+  "failed",
+  "suspended",
+  "revoked",
+  "expired",
+];
 
 function summary(record: CertificateRecord) {
   const subject = record.der ? renderName(parseCertificate(record.der).subjectDer) : null;
@@ -40,12 +47,20 @@ ${DATA_HELP}
   --limit N        at most N certificates (default 1000)
 ${JSON_HELP}
 `,
-  options: { ...dataOption, ...jsonOption, kind: { type: "string" }, status: { type: "string" }, limit: { type: "string" } },
+  options: {
+    ...dataOption,
+    ...jsonOption,
+    kind: { type: "string" },
+    status: { type: "string" },
+    limit: { type: "string" },
+  },
   async run(values) {
     const kind = stringOption(values, "kind");
     const status = stringOption(values, "status");
-    if (kind && !certificateKinds.includes(kind as CertificateKind)) throw new UsageError(`unknown kind ${kind}`);
-    if (status && !certificateStatuses.includes(status as CertificateStatus)) throw new UsageError(`unknown status ${status}`);
+    if (kind && !certificateKinds.includes(kind as CertificateKind))
+      throw new UsageError(`unknown kind ${kind}`);
+    if (status && !certificateStatuses.includes(status as CertificateStatus))
+      throw new UsageError(`unknown status ${status}`);
     const limit = Number(stringOption(values, "limit") ?? 1000);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit must be a positive integer");
     const authority = await openAuthority(dataDir(values), { actor: "cli:cert-list" });
@@ -64,7 +79,12 @@ ${JSON_HELP}
       printResult(values.json === true, items, (list) =>
         list.length === 0
           ? "No certificates."
-          : list.map((c) => `${c.serial}  ${c.kind.padEnd(15)} ${c.status.padEnd(8)} until ${c.notAfter}  ${c.subject ?? ""}`).join("\n"),
+          : list
+              .map(
+                (c) =>
+                  `${c.serial}  ${c.kind.padEnd(15)} ${c.status.padEnd(8)} until ${c.notAfter}  ${c.subject ?? ""}`,
+              )
+              .join("\n"),
       );
     } finally {
       await authority.close();
@@ -92,9 +112,17 @@ ${JSON_HELP}
     const authority = await openAuthority(dataDir(values), { actor: "cli:cert-show" });
     try {
       const record = await getCertificate(authority.registry.db, serial);
-      if (!record) throw new JpkiError("not-found", `no certificate with serial ${serial} (see \`jpki-mobile cert list\`)`);
+      if (!record)
+        throw new JpkiError(
+          "not-found",
+          `no certificate with serial ${serial} (see \`jpki-mobile cert list\`)`,
+        );
       if (values.pem) {
-        if (!record.der) throw new JpkiError("not-found", `certificate ${record.serial} was never signed (status ${record.status})`);
+        if (!record.der)
+          throw new JpkiError(
+            "not-found",
+            `certificate ${record.serial} was never signed (status ${record.status})`,
+          );
         process.stdout.write(pemEncode(record.der));
         return 0;
       }

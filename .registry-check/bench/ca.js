@@ -1,0 +1,108 @@
+/**
+ * `jpki-mobile bench ca`: certificates issued per second through the full registry path (store the
+ * serial and TBS, sign, store the certificate, audit both steps) on SQLite and on PostgreSQL, beside
+ * `openssl speed rsa2048` measured in the same run.
+ *
+ * The figure that matters is the rate per core kept busy, as a share of OpenSSL's single-core
+ * signing rate: the CA signer is the one serial component of the system (DESIGN §7), so the rest of
+ * the path must cost little next to the RSA signature. Cores are counted for our process and the
+ * PostgreSQL server together, leaving out unrelated load on a shared machine.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { cardAuthenticationCertificateTbs } from "../src/pki/profiles.js";
+import { citizenCertificateValidity, parseBirthDate } from "../src/pki/validity.js";
+import { issueCertificates } from "../src/registry/issuance.js";
+import { initAuthority } from "../src/server/authority.js";
+import { measureCores, opensslRsa2048SignsPerSecond } from "./baseline.js";
+export const GOAL_RATIO_PER_CORE = 0.6;
+async function runOne(database, dbUrl, options, opensslRate) {
+    const dir = mkdtempSync(path.join(tmpdir(), "jpki-bench-ca-"));
+    process.env.JPKI_CA_PASSPHRASE ??= "bench-passphrase";
+    const authority = await initAuthority({ dataDir: dir, db: dbUrl });
+    try {
+        // Subject keys are made before the timed part: the CA never sees a citizen's private key.
+        const subjectKeys = Array.from({ length: 8 }, () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }));
+        const birth = parseBirthDate("1980-06-15");
+        const issuer = authority.issuerKey("auth");
+        const request = (i) => {
+            const validity = citizenCertificateValidity(birth, new Date(), new Date(Date.now() + 5 * 365 * 86_400_000));
+            return {
+                issuer: "auth",
+                kind: "card-auth",
+                medium: "card",
+                ...validity,
+                buildTbs: (serial, shard) => cardAuthenticationCertificateTbs({
+                    serial,
+                    shard,
+                    issuer,
+                    subjectSpki: subjectKeys[i % subjectKeys.length],
+                    validity,
+                    baseUrl: authority.config.baseUrl,
+                }),
+            };
+        };
+        const batches = Math.ceil(options.count / options.batch);
+        let next = 0;
+        let done = 0;
+        const worker = async () => {
+            for (let b = next++; b < batches; b = next++) {
+                const size = Math.min(options.batch, options.count - b * options.batch);
+                const requests = Array.from({ length: size }, (_, i) => request(b * options.batch + i));
+                const results = await issueCertificates(authority.registry.db, authority.signers, requests, {
+                    actor: "bench",
+                });
+                if (results.some((r) => !r.ok))
+                    throw new Error("an issuance failed during the benchmark");
+                done += size;
+                options.onProgress?.(database, done, options.count);
+            }
+        };
+        const measured = await measureCores(() => Promise.all(Array.from({ length: options.concurrency }, worker)));
+        const rate = options.count / measured.seconds;
+        return {
+            database,
+            certificates: options.count,
+            seconds: measured.seconds,
+            certificatesPerSecond: rate,
+            cores: measured.cores,
+            processCores: measured.processCores,
+            ratioPerCore: rate / measured.cores / opensslRate,
+        };
+    }
+    finally {
+        await authority.close();
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+/** A throwaway PostgreSQL schema for one run, dropped afterwards. */
+async function withPostgresSchema(url, body) {
+    const schema = `bench_${process.pid}_${Date.now()}`;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+        const separator = url.includes("?") ? "&" : "?";
+        return await body(`${url}${separator}schema=${schema}`);
+    }
+    finally {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+    }
+}
+export async function benchCa(options = {}) {
+    const settings = {
+        count: options.count ?? 3000,
+        batch: options.batch ?? 100,
+        concurrency: options.concurrency ?? 2,
+        onProgress: options.onProgress,
+    };
+    const opensslRate = opensslRsa2048SignsPerSecond();
+    const runs = [await runOne("sqlite", undefined, settings, opensslRate)];
+    if (options.postgresUrl)
+        runs.push(await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings, opensslRate)));
+    return { opensslRsa2048SignsPerSecond: opensslRate, goalRatioPerCore: GOAL_RATIO_PER_CORE, runs };
+}
+//# sourceMappingURL=ca.js.map

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=keystore.js.map

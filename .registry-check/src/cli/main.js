@@ -1,0 +1,80 @@
+/**
+ * `jpki-mobile`: the command line. Commands are thin: they parse arguments, call the roles, and
+ * print; the work lives in the roles (src/ca, src/registry, ...).
+ */
+import { JpkiError } from "../errors.js";
+import { parseCommandArgs, UsageError } from "./command.js";
+import { auditVerify } from "./commands/audit.js";
+import { benchCommand } from "./commands/bench.js";
+import { caExport, caInit } from "./commands/ca.js";
+import { certList, certShow } from "./commands/cert.js";
+import { citizenAdd } from "./commands/citizen.js";
+export const commands = [
+    caInit,
+    caExport,
+    citizenAdd,
+    certList,
+    certShow,
+    auditVerify,
+    benchCommand,
+];
+function overview() {
+    const width = Math.max(...commands.map((c) => c.name.length));
+    return [
+        "jpki-mobile: smartphone JPKI sandbox (My Number card, SIM, J-LIS CA and registry)",
+        "",
+        "Usage: jpki-mobile <command> [options]   (every command takes --help)",
+        "",
+        "Commands:",
+        ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+        "",
+        "Documentation: README.md and docs/ in the project folder.",
+    ].join("\n");
+}
+/** Finds the command whose words start `argv` (longest match), e.g. ["ca", "init", ...]. */
+function findCommand(argv) {
+    let best;
+    for (const command of commands) {
+        const words = command.name.split(" ");
+        if (words.every((word, i) => argv[i] === word) &&
+            (!best || words.length > best.command.name.split(" ").length))
+            best = { command, rest: argv.slice(words.length) };
+    }
+    return best;
+}
+export async function main(argv) {
+    if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+        process.stdout.write(`${overview()}\n`);
+        return argv.length === 0 ? 2 : 0;
+    }
+    const found = findCommand(argv);
+    if (!found) {
+        const group = commands.filter((c) => c.name.startsWith(`${argv[0]} `));
+        process.stderr.write(group.length > 0
+            ? `jpki-mobile ${argv[0]}: choose one of: ${group.map((c) => c.name).join(", ")}\n`
+            : `jpki-mobile: unknown command "${argv.join(" ")}". Run \`jpki-mobile --help\` for the list.\n`);
+        return 2;
+    }
+    const { command, rest } = found;
+    try {
+        const { values, positionals } = parseCommandArgs(command, rest);
+        if (values.help) {
+            process.stdout.write(`${command.help.trim()}\n`);
+            return 0;
+        }
+        return (await command.run(values, positionals)) ?? 0;
+    }
+    catch (error) {
+        if (error instanceof UsageError) {
+            process.stderr.write(`jpki-mobile ${command.name}: ${error.message}\nRun \`jpki-mobile ${command.name} --help\`.\n`);
+            return 2;
+        }
+        if (error instanceof JpkiError) {
+            process.stderr.write(`jpki-mobile ${command.name}: ${error.message}\n`);
+            return 1;
+        }
+        process.stderr.write(`jpki-mobile ${command.name}: unexpected failure: ${error?.stack ?? error}\n`);
+        return 70;
+    }
+}
+//# sourceMappingURL=main.js.map

@@ -1,0 +1,392 @@
+/**
+ * A small DER (ITU-T X.690 §10) writer and a strict, bounded reader.
+ *
+ * The writer builds encodings by concatenating already-encoded children, so a profile reads like its
+ * ASN.1 definition and costs one allocation per node. The reader accepts only DER: definite, minimal
+ * lengths (X.690 §10.1), and refuses input deeper or larger than the caller allows, since much of
+ * what it reads comes from the network.
+ */
+/** ASN.1 universal tags used in this project (X.680 §8.4). */
+export const Tag = {
+    boolean: 0x01,
+    integer: 0x02,
+    bitString: 0x03,
+    octetString: 0x04,
+    null: 0x05,
+    oid: 0x06,
+    enumerated: 0x0a,
+    utf8String: 0x0c,
+    printableString: 0x13,
+    ia5String: 0x16,
+    utcTime: 0x17,
+    generalizedTime: 0x18,
+    sequence: 0x30,
+    set: 0x31,
+};
+export class DerError extends Error {
+    name = "DerError";
+}
+// ---------------------------------------------------------------------------------------------
+// Writer
+/** Octets of the identifier plus the definite length (X.690 §8.1.3): short form below 128. */
+function headerLength(length) {
+    if (length < 0x80)
+        return 2;
+    if (length < 0x100)
+        return 3;
+    if (length < 0x10000)
+        return 4;
+    if (length < 0x1000000)
+        return 5;
+    return 6;
+}
+/** Writes identifier and length at the start of `out`; returns the header size. */
+function writeHeader(out, tag, length) {
+    const size = headerLength(length);
+    out[0] = tag;
+    if (size === 2) {
+        out[1] = length;
+        return 2;
+    }
+    out[1] = 0x80 | (size - 2);
+    for (let i = size - 1, n = length; i >= 2; i--, n = Math.floor(n / 256))
+        out[i] = n & 0xff;
+    return size;
+}
+// The writer allocates each node once and copies the children into it: TBS certificates are built
+// on the issuance hot path (profiles.ts), where a concat per header would double the cost.
+/** One TLV with a single-byte identifier (low tag numbers, X.690 §8.1.2.2). */
+export function tlv(tag, content) {
+    const out = Buffer.allocUnsafe(headerLength(content.length) + content.length);
+    out.set(content, writeHeader(out, tag, content.length));
+    return out;
+}
+/** A constructed TLV whose content is the concatenation of `items`, written in one allocation. */
+export function constructed(tag, items) {
+    let total = 0;
+    for (const item of items)
+        total += item.length;
+    const out = Buffer.allocUnsafe(headerLength(total) + total);
+    let offset = writeHeader(out, tag, total);
+    for (const item of items) {
+        out.set(item, offset);
+        offset += item.length;
+    }
+    return out;
+}
+export function sequence(...items) {
+    return constructed(Tag.sequence, items);
+}
+/** SET OF: DER sorts the encoded elements (X.690 §11.6). */
+export function setOf(...items) {
+    const sorted = items.length < 2 ? items : [...items].sort((a, b) => Buffer.compare(a, b));
+    return constructed(Tag.set, sorted);
+}
+/** [n] EXPLICIT: a constructed context-specific wrapper around one encoded value. */
+export function explicit(n, inner) {
+    return tlv(0xa0 | n, inner);
+}
+/** [n] IMPLICIT: the content of a value under a context-specific tag. */
+export function implicit(n, content, constructed = false) {
+    return tlv((constructed ? 0xa0 : 0x80) | n, content);
+}
+/** Minimal two's-complement bytes of an integer (X.690 §8.3.2). */
+export function integerBytes(value) {
+    if (value === 0n)
+        return Buffer.from([0]);
+    const negative = value < 0n;
+    let hex = (negative ? -value - 1n : value).toString(16);
+    if (hex.length % 2)
+        hex = `0${hex}`;
+    let bytes = Buffer.from(hex, "hex");
+    if (negative)
+        bytes = Buffer.from(bytes.map((b) => ~b & 0xff));
+    const signBitSet = (bytes[0] & 0x80) !== 0;
+    if (signBitSet !== negative)
+        bytes = Buffer.concat([Buffer.from([negative ? 0xff : 0]), bytes]);
+    return bytes;
+}
+/**
+ * INTEGER. A Buffer is read as an unsigned big-endian magnitude (serial numbers, RSA moduli) and
+ * encoded minimally: leading zero bytes dropped, one added back only when the top bit is set.
+ */
+export function integer(value) {
+    if (typeof value === "bigint" || typeof value === "number")
+        return tlv(Tag.integer, integerBytes(BigInt(value)));
+    let start = 0;
+    while (start < value.length - 1 && value[start] === 0)
+        start++;
+    const magnitude = value.subarray(start);
+    if (magnitude.length === 0)
+        return tlv(Tag.integer, Buffer.from([0]));
+    const content = magnitude[0] & 0x80 ? Buffer.concat([Buffer.from([0]), magnitude]) : magnitude;
+    return tlv(Tag.integer, content);
+}
+export function enumerated(value) {
+    return tlv(Tag.enumerated, integerBytes(BigInt(value)));
+}
+export function boolean(value) {
+    return tlv(Tag.boolean, Buffer.from([value ? 0xff : 0x00]));
+}
+export const NULL = Buffer.from([Tag.null, 0]);
+const oidCache = new Map();
+/** OBJECT IDENTIFIER from dotted form (X.690 §8.19); encodings are cached. */
+export function oid(dotted) {
+    const cached = oidCache.get(dotted);
+    if (cached)
+        return cached;
+    const arcs = dotted.split(".").map((arc) => {
+        if (!/^\d+$/.test(arc))
+            throw new DerError(`invalid OID ${dotted}`);
+        return BigInt(arc);
+    });
+    if (arcs.length < 2 || arcs[0] > 2n || (arcs[0] < 2n && arcs[1] > 39n))
+        throw new DerError(`invalid OID ${dotted}`);
+    const body = [];
+    const push = (arc) => {
+        const groups = [Number(arc & 0x7fn)];
+        for (let n = arc >> 7n; n > 0n; n >>= 7n)
+            groups.unshift(Number(n & 0x7fn) | 0x80);
+        body.push(...groups);
+    };
+    push(arcs[0] * 40n + arcs[1]);
+    for (const arc of arcs.slice(2))
+        push(arc);
+    const encoded = tlv(Tag.oid, Buffer.from(body));
+    oidCache.set(dotted, encoded);
+    return encoded;
+}
+export function octetString(content) {
+    return tlv(Tag.octetString, content);
+}
+/** BIT STRING holding whole bytes (keys, signatures) or named bits with `unusedBits` trailing zeros. */
+export function bitString(content, unusedBits = 0) {
+    return tlv(Tag.bitString, Buffer.concat([Buffer.from([unusedBits]), content]));
+}
+/**
+ * A named-bit BIT STRING (KeyUsage, ReasonFlags): DER drops trailing zero bits (X.690 §11.2.2).
+ * `bits` lists the bit numbers set, bit 0 being the most significant bit of the first byte.
+ */
+export function namedBits(bits) {
+    if (bits.length === 0)
+        return bitString(Buffer.alloc(0));
+    const highest = Math.max(...bits);
+    const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
+    for (const bit of bits)
+        bytes[bit >> 3] |= 0x80 >> (bit & 7);
+    return bitString(bytes, 7 - (highest & 7));
+}
+export function utf8String(text) {
+    return tlv(Tag.utf8String, Buffer.from(text, "utf8"));
+}
+const printable = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+/** PrintableString (X.680 §41.4); refuses characters outside its set. */
+export function printableString(text) {
+    if (!printable.test(text))
+        throw new DerError(`not a PrintableString: ${JSON.stringify(text)}`);
+    return tlv(Tag.printableString, Buffer.from(text, "latin1"));
+}
+export function ia5String(text) {
+    if (!/^[\x00-\x7f]*$/.test(text))
+        throw new DerError(`not an IA5String: ${JSON.stringify(text)}`);
+    return tlv(Tag.ia5String, Buffer.from(text, "latin1"));
+}
+/** Writes `value` as `width` ASCII digits at `offset`. */
+function writeDigits(out, offset, value, width) {
+    for (let i = offset + width - 1, n = value; i >= offset; i--, n = Math.floor(n / 10))
+        out[i] = 0x30 + (n % 10);
+}
+/** Tag, length, then the date as digits (year of `yearWidth` digits) and "Z"; no fractions. */
+function timeValue(tag, date, yearWidth) {
+    const time = date.getTime();
+    if (Number.isNaN(time))
+        throw new DerError("invalid Date");
+    const year = date.getUTCFullYear();
+    if (year < 0 || year > 9999)
+        throw new DerError(`GeneralizedTime cannot hold the year ${year}`);
+    const length = yearWidth + 11;
+    const out = Buffer.allocUnsafe(2 + length);
+    out[0] = tag;
+    out[1] = length;
+    writeDigits(out, 2, yearWidth === 2 ? year % 100 : year, yearWidth);
+    let o = 2 + yearWidth;
+    for (const part of [
+        date.getUTCMonth() + 1,
+        date.getUTCDate(),
+        date.getUTCHours(),
+        date.getUTCMinutes(),
+        date.getUTCSeconds(),
+    ]) {
+        writeDigits(out, o, part, 2);
+        o += 2;
+    }
+    out[o] = 0x5a; // "Z"
+    return out;
+}
+/** UTCTime YYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.1), for years 1950 to 2049. */
+export function utcTime(date) {
+    const year = date.getUTCFullYear();
+    if (year < 1950 || year > 2049)
+        throw new DerError(`UTCTime cannot hold the year ${year}`);
+    return timeValue(Tag.utcTime, date, 2);
+}
+/** GeneralizedTime YYYYMMDDHHMMSSZ without fractional seconds (RFC 5280 §4.1.2.5.2). */
+export function generalizedTime(date) {
+    return timeValue(Tag.generalizedTime, date, 4);
+}
+/** Time ::= CHOICE { utcTime, generalTime }: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5). */
+export function x509Time(date) {
+    const year = date.getUTCFullYear();
+    return year >= 1950 && year <= 2049 ? utcTime(date) : generalizedTime(date);
+}
+/** Reads the TLV at `offset`; the caller decides what may follow it. */
+export function readTlvAt(input, offset) {
+    if (offset + 2 > input.length)
+        throw new DerError(`truncated TLV at offset ${offset}`);
+    const tag = input[offset];
+    if ((tag & 0x1f) === 0x1f)
+        throw new DerError(`high tag numbers are not supported (offset ${offset})`);
+    let length = input[offset + 1];
+    let header = 2;
+    if (length & 0x80) {
+        const count = length & 0x7f;
+        if (count === 0)
+            throw new DerError(`indefinite length is not DER (offset ${offset})`);
+        if (count > 4)
+            throw new DerError(`length too large (offset ${offset})`);
+        if (offset + 2 + count > input.length)
+            throw new DerError(`truncated length at offset ${offset}`);
+        length = 0;
+        for (let i = 0; i < count; i++)
+            length = length * 256 + input[offset + 2 + i];
+        if (length < 0x80 || input[offset + 2] === 0)
+            throw new DerError(`non-minimal length at offset ${offset}`);
+        header += count;
+    }
+    const end = offset + header + length;
+    if (end > input.length)
+        throw new DerError(`TLV at offset ${offset} runs past the end of the input`);
+    return { tag, encoded: input.subarray(offset, end), content: input.subarray(offset + header, end) };
+}
+/** Reads exactly one TLV filling the whole input, after checking its size and nesting depth. */
+export function readDer(input, limits = {}) {
+    const maxBytes = limits.maxBytes ?? 1 << 20;
+    if (input.length > maxBytes)
+        throw new DerError(`input of ${input.length} bytes exceeds the limit of ${maxBytes}`);
+    const node = readTlvAt(input, 0);
+    if (node.encoded.length !== input.length)
+        throw new DerError("trailing bytes after the DER value");
+    checkDepth(node, limits.maxDepth ?? 32);
+    return node;
+}
+function checkDepth(node, remaining) {
+    if (!(node.tag & 0x20))
+        return;
+    if (remaining <= 0)
+        throw new DerError("DER nesting too deep");
+    for (const child of children(node))
+        checkDepth(child, remaining - 1);
+}
+/** The TLVs inside a constructed node, in order. */
+export function children(node) {
+    if (!(node.tag & 0x20))
+        throw new DerError(`tag 0x${node.tag.toString(16)} is not constructed`);
+    const out = [];
+    for (let offset = 0; offset < node.content.length;) {
+        const child = readTlvAt(node.content, offset);
+        out.push(child);
+        offset += child.encoded.length;
+    }
+    return out;
+}
+export function expectTag(node, tag, what) {
+    if (!node)
+        throw new DerError(`${what}: missing`);
+    if (node.tag !== tag)
+        throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${node.tag.toString(16)}`);
+    return node;
+}
+/** INTEGER content as a bigint, refusing non-minimal encodings (X.690 §8.3.2). */
+export function readInteger(node) {
+    expectTag(node, Tag.integer, "INTEGER");
+    const c = node.content;
+    if (c.length === 0)
+        throw new DerError("empty INTEGER");
+    if (c.length > 1 && ((c[0] === 0 && !(c[1] & 0x80)) || (c[0] === 0xff && c[1] & 0x80)))
+        throw new DerError("non-minimal INTEGER");
+    let value = BigInt(`0x${c.toString("hex")}`);
+    if (c[0] & 0x80)
+        value -= 1n << BigInt(c.length * 8);
+    return value;
+}
+export function readOid(node) {
+    expectTag(node, Tag.oid, "OBJECT IDENTIFIER");
+    const c = node.content;
+    if (c.length === 0 || c[c.length - 1] & 0x80)
+        throw new DerError("malformed OBJECT IDENTIFIER");
+    const arcs = [];
+    let value = 0n;
+    for (let i = 0; i < c.length; i++) {
+        if (value === 0n && c[i] === 0x80)
+            throw new DerError("non-minimal OBJECT IDENTIFIER arc");
+        value = (value << 7n) | BigInt(c[i] & 0x7f);
+        if (!(c[i] & 0x80)) {
+            arcs.push(value);
+            value = 0n;
+        }
+    }
+    const first = arcs[0];
+    const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
+    return [...head, ...arcs.slice(1)].join(".");
+}
+/** UTCTime or GeneralizedTime in the forms RFC 5280 §4.1.2.5 allows (seconds, "Z"). */
+export function readTime(node) {
+    const text = node.content.toString("latin1");
+    let match;
+    let year;
+    if (node.tag === Tag.utcTime) {
+        match = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+        if (!match)
+            throw new DerError(`malformed UTCTime ${JSON.stringify(text)}`);
+        const yy = Number(match[1]);
+        year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    }
+    else if (node.tag === Tag.generalizedTime) {
+        match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+        if (!match)
+            throw new DerError(`malformed GeneralizedTime ${JSON.stringify(text)}`);
+        year = Number(match[1]);
+    }
+    else {
+        throw new DerError(`expected a time, got tag 0x${node.tag.toString(16)}`);
+    }
+    const [, , mo, d, h, mi, s] = match.map(Number);
+    if (h > 23 || mi > 59 || s > 59)
+        throw new DerError(`invalid time of day ${text}`);
+    const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, s));
+    date.setUTCFullYear(year, mo - 1, d); // Date.UTC maps years 0 to 99 to 1900 to 1999
+    if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d)
+        throw new DerError(`invalid date ${text}`);
+    return date;
+}
+/** Fatal on malformed UTF-8; a leading U+FEFF is kept, since it is part of the value's text. */
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Text of a UTF8String, PrintableString or IA5String. */
+export function readString(node) {
+    switch (node.tag) {
+        case Tag.utf8String:
+            try {
+                return utf8Decoder.decode(node.content);
+            }
+            catch {
+                // TextDecoder throws a TypeError; callers of the reader expect only DerError.
+                throw new DerError("UTF8String: invalid UTF-8");
+            }
+        case Tag.printableString:
+        case Tag.ia5String:
+            return node.content.toString("latin1");
+        default:
+            throw new DerError(`expected a string, got tag 0x${node.tag.toString(16)}`);
+    }
+}
+//# sourceMappingURL=der.js.map

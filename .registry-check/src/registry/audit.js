@@ -1,0 +1,296 @@
+/**
+ * The audit chain. Every state change appends entries in the same transaction as the change, so
+ * either both are committed or neither (fail closed). Each entry's hash covers the previous hash and
+ * an unambiguous encoding of the entry; the head row (last seq and hash) is locked by every writer,
+ * which serializes appends across connections and processes.
+ *
+ * The chain is tamper-evident against anyone who edits some rows; someone able to rewrite the whole
+ * tail and the head is caught only by comparing the head with a copy kept elsewhere (`auditHead`).
+ */
+import { createHash } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import { bulkInsert } from "./bulk.js";
+import { dialectOf, isoTime } from "./db.js";
+import { AUDIT_GENESIS_HASH } from "./migrations/001-initial.js";
+export { AUDIT_GENESIS_HASH };
+/** JSON with object keys sorted at every level and bytes as hex, so equal details hash equally. */
+export function canonicalJson(value) {
+    return JSON.stringify(normalise(value));
+}
+function normalise(value) {
+    if (value instanceof Uint8Array)
+        return Buffer.from(value).toString("hex");
+    if (value instanceof Date)
+        return value.toISOString();
+    if (typeof value === "bigint")
+        return value.toString();
+    if (Array.isArray(value))
+        return value.map(normalise);
+    if (value !== null && typeof value === "object") {
+        const out = {};
+        for (const key of Object.keys(value).sort()) {
+            const v = value[key];
+            if (v !== undefined)
+                out[key] = normalise(v);
+        }
+        return out;
+    }
+    return value;
+}
+const DOMAIN = Buffer.from("jpki-mobile audit v1\0", "latin1");
+function lengthPrefixed(hash, text) {
+    const bytes = Buffer.from(text, "utf8");
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    hash.update(length);
+    hash.update(bytes);
+}
+/**
+ * SHA-256 over: a domain label, the previous hash (32 bytes), the sequence number (8 bytes,
+ * big-endian), then at, actor, action, subject and details, each as a 4-byte length and UTF-8 bytes.
+ * Length prefixes make the encoding unambiguous (no two entries share one); the sequence number binds
+ * each entry to its position.
+ */
+export function auditHash(prevHash, row) {
+    const hash = createHash("sha256");
+    hash.update(DOMAIN);
+    hash.update(Buffer.from(prevHash, "hex"));
+    const seq = Buffer.alloc(8);
+    seq.writeBigUInt64BE(BigInt(row.seq));
+    hash.update(seq);
+    lengthPrefixed(hash, row.at);
+    lengthPrefixed(hash, row.actor);
+    lengthPrefixed(hash, row.action);
+    lengthPrefixed(hash, row.subject);
+    lengthPrefixed(hash, row.details);
+    return hash.digest("hex");
+}
+const AUDIT_COLUMNS = [
+    ["seq", "int8"],
+    ["at", "text"],
+    ["actor", "text"],
+    ["action", "text"],
+    ["subject", "text"],
+    ["details", "text"],
+    ["prev_hash", "text"],
+    ["hash", "text"],
+];
+/**
+ * Appends entries inside the caller's transaction and returns their sequence numbers. Throws (and so
+ * aborts the caller's change) if the entries cannot be written.
+ */
+export async function appendAudit(trx, entries) {
+    if (!trx.isTransaction)
+        throw new JpkiError("internal", "appendAudit must run inside the transaction of the change it records");
+    const list = Array.isArray(entries) ? entries : [entries];
+    if (list.length === 0)
+        return [];
+    let query = trx.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1);
+    // SQLite: BEGIN IMMEDIATE already holds the database's write lock. PostgreSQL: lock the head row.
+    if (dialectOf(trx) === "postgres")
+        query = query.forUpdate();
+    const head = await query.executeTakeFirst();
+    if (!head)
+        throw new JpkiError("integrity", "the audit head row is missing");
+    const at = isoTime();
+    let prev = head.hash;
+    let seq = head.seq;
+    const rows = list.map((entry) => {
+        seq += 1;
+        const row = {
+            seq,
+            at,
+            actor: entry.actor,
+            action: entry.action,
+            subject: entry.subject,
+            details: canonicalJson(entry.details ?? {}),
+            prev_hash: prev,
+            hash: "",
+        };
+        row.hash = auditHash(prev, row);
+        prev = row.hash;
+        return row;
+    });
+    await bulkInsert(trx, "audit_log", AUDIT_COLUMNS, rows.map((r) => [r.seq, r.at, r.actor, r.action, r.subject, r.details, r.prev_hash, r.hash]));
+    const updated = await trx
+        .updateTable("audit_head")
+        .set({ seq, hash: prev })
+        .where("id", "=", 1)
+        .where("seq", "=", head.seq)
+        .executeTakeFirst();
+    if (updated.numUpdatedRows !== 1n)
+        throw new JpkiError("integrity", "the audit head moved during an append");
+    return rows.map((r) => r.seq);
+}
+export async function auditHead(db) {
+    const head = await db
+        .selectFrom("audit_head")
+        .select(["seq", "hash"])
+        .where("id", "=", 1)
+        .executeTakeFirst();
+    if (!head)
+        throw new JpkiError("integrity", "the audit head row is missing");
+    return head;
+}
+const PAGE = 5000;
+/**
+ * Checks the whole chain and the head. An empty list means intact. A first pass streams the log and
+ * only checks each link; when something is wrong, a second pass works out what happened to which
+ * entry.
+ */
+export async function verifyAudit(db) {
+    const head = await auditHead(db);
+    if (await chainIsIntact(db, head))
+        return [];
+    // The slow path holds the whole log in memory: fine for the registry's sizes, and only on tampering.
+    const rows = await db.selectFrom("audit_log").selectAll().orderBy("seq").execute();
+    return diagnoseAuditChain(rows, head);
+}
+async function chainIsIntact(db, head) {
+    let expected = 1;
+    let prev = AUDIT_GENESIS_HASH;
+    for (;;) {
+        const page = await db
+            .selectFrom("audit_log")
+            .selectAll()
+            .where("seq", ">=", expected)
+            .orderBy("seq")
+            .limit(PAGE)
+            .execute();
+        for (const row of page) {
+            if (row.seq !== expected || row.prev_hash !== prev || auditHash(prev, row) !== row.hash)
+                return false;
+            prev = row.hash;
+            expected += 1;
+        }
+        if (page.length < PAGE)
+            break;
+    }
+    const smaller = await db.selectFrom("audit_log").select("seq").where("seq", "<", 1).limit(1).execute();
+    return smaller.length === 0 && expected - 1 === head.seq && prev === head.hash;
+}
+/**
+ * Works out what happened, using the two facts each entry carries about its place: its hash covers its
+ * own sequence number (a moved entry verifies only at its original position) and the previous entry's
+ * hash (which entry came before it).
+ */
+export function diagnoseAuditChain(all, head) {
+    const findings = [];
+    const report = (seq, kind, message) => {
+        if (!findings.some((f) => f.seq === seq && f.kind === kind))
+            findings.push({ seq, kind, message });
+    };
+    const byHash = new Map();
+    for (const row of all)
+        byHash.set(row.hash, row);
+    // The position at which each entry's hash verifies: its own, the one after its predecessor's, or
+    // none (its content was changed).
+    const original = new Map();
+    const resolving = new Set();
+    const originalSeq = (row) => {
+        const known = original.get(row);
+        if (known !== undefined)
+            return known;
+        if (auditHash(row.prev_hash, row) === row.hash) {
+            original.set(row, row.seq);
+            return row.seq;
+        }
+        if (resolving.has(row))
+            return null;
+        resolving.add(row);
+        const candidates = new Set();
+        if (row.prev_hash === AUDIT_GENESIS_HASH)
+            candidates.add(1);
+        const predecessor = byHash.get(row.prev_hash);
+        const predecessorSeq = predecessor ? originalSeq(predecessor) : null;
+        if (predecessorSeq !== null)
+            candidates.add(predecessorSeq + 1);
+        candidates.add(row.seq - 1);
+        candidates.add(row.seq + 1);
+        let found = null;
+        for (const seq of candidates)
+            if (seq >= 1 && auditHash(row.prev_hash, { ...row, seq }) === row.hash) {
+                found = seq;
+                break;
+            }
+        resolving.delete(row);
+        original.set(row, found);
+        return found;
+    };
+    // Past the head (or before the start), unless it is an entry renumbered there by an insertion.
+    const rows = [];
+    for (const row of all) {
+        const position = row.seq > head.seq || row.seq < 1 ? originalSeq(row) : row.seq;
+        if (position === null || position > head.seq || position < 1)
+            report(row.seq, "inserted", `entry ${row.seq} lies outside the chain (head is at ${head.seq})`);
+        else
+            rows.push(row);
+    }
+    const modified = new Set();
+    const atPosition = new Map();
+    for (const row of rows) {
+        const seq = originalSeq(row);
+        if (seq === null) {
+            modified.add(row);
+            report(row.seq, "modified", `entry ${row.seq} does not match its hash`);
+        }
+        const position = seq ?? row.seq;
+        const list = atPosition.get(position) ?? [];
+        list.push(row);
+        atPosition.set(position, list);
+    }
+    // Two entries claiming one position: the one no later entry (nor the head) was chained to was inserted.
+    const chainedTo = new Set([head.hash]);
+    for (const row of rows)
+        chainedTo.add(row.prev_hash);
+    const inserted = new Set();
+    for (const list of atPosition.values()) {
+        if (list.length < 2)
+            continue;
+        for (const row of list)
+            if (!chainedTo.has(row.hash)) {
+                inserted.add(row);
+                report(row.seq, "inserted", `entry ${row.seq} was not part of the chain`);
+            }
+    }
+    const deleted = [];
+    for (let seq = 1; seq <= head.seq; seq++)
+        if (!atPosition.has(seq)) {
+            deleted.push(seq);
+            report(seq, "deleted", `entry ${seq} is missing`);
+        }
+    // An entry whose hash verifies but is not the one its successor (or the head) was chained to has been
+    // rewritten with a fresh hash.
+    const genuine = (position) => (atPosition.get(position) ?? []).filter((r) => !inserted.has(r));
+    for (const row of rows) {
+        if (inserted.has(row) || modified.has(row))
+            continue;
+        const position = original.get(row);
+        if (position === 1) {
+            if (row.prev_hash !== AUDIT_GENESIS_HASH)
+                report(row.seq, "modified", "the first entry is not chained to the start");
+            continue;
+        }
+        const before = genuine(position - 1);
+        if (before.length > 0 && !before.some((r) => r.hash === row.prev_hash))
+            for (const r of before)
+                report(r.seq, "modified", `entry ${r.seq} is not the entry ${row.seq} was chained to`);
+    }
+    const last = genuine(head.seq);
+    if (last.length > 0 && !last.some((r) => r.hash === head.hash))
+        for (const r of last)
+            report(r.seq, "modified", `entry ${r.seq} does not match the audit head`);
+    // An entry verifying at another position was moved, unless inserted or deleted entries before it
+    // shifted it by exactly their number (then it was renumbered, and the insertion or deletion is named).
+    const insertedSeqs = [...inserted].map((r) => r.seq);
+    for (const row of rows) {
+        const position = original.get(row);
+        if (position === null || position === undefined || position === row.seq || inserted.has(row))
+            continue;
+        const shift = insertedSeqs.filter((s) => s < row.seq).length - deleted.filter((s) => s < position).length;
+        if (row.seq - position !== shift)
+            report(row.seq, "reordered", `entry ${row.seq} belongs at position ${position}`);
+    }
+    return findings.sort((a, b) => a.seq - b.seq || a.kind.localeCompare(b.kind));
+}
+//# sourceMappingURL=audit.js.map

@@ -1,0 +1,155 @@
+/**
+ * Opens the registry's database: embedded SQLite (better-sqlite3) by default, PostgreSQL (pg) for
+ * national scale, through the same Kysely queries. The dialect differences live here and in the
+ * migrations: pragmas, BEGIN IMMEDIATE, int8 and bytea decoding, the search_path.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { CompiledQuery, Kysely, PostgresAdapter, PostgresDialect, SqliteDialect, SqliteDriver, } from "kysely";
+import pg from "pg";
+import { JpkiError } from "../errors.js";
+import { migrateRegistry } from "./migrations/index.js";
+const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * `postgres://` or `postgresql://` URLs open a pg Pool; anything else is SQLite: a file path, or a
+ * `sqlite:` URL (`sqlite:relative.db`, `sqlite:///absolute.db`, `sqlite::memory:`).
+ */
+export async function openRegistryDatabase(url, options = {}) {
+    const handle = /^postgres(ql)?:\/\//.test(url) ? openPostgres(url, options) : openSqlite(url, options);
+    const opened = await handle;
+    if (options.migrate ?? true) {
+        try {
+            await migrateRegistry(opened.db, opened.schema);
+        }
+        catch (error) {
+            await opened.close();
+            throw error;
+        }
+    }
+    return opened;
+}
+function sqlitePath(url) {
+    if (url.startsWith("sqlite://"))
+        return url.slice("sqlite://".length) || ":memory:";
+    if (url.startsWith("sqlite:"))
+        return url.slice("sqlite:".length) || ":memory:";
+    return url;
+}
+/**
+ * Kysely's SQLite driver with BEGIN IMMEDIATE: the write lock is taken when the transaction starts, so
+ * a transaction that reads before it writes cannot fail with SQLITE_BUSY half-way because another
+ * process wrote in between (a deferred BEGIN cannot wait for a lock it has not asked for yet).
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+    async beginTransaction(connection) {
+        await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+    }
+}
+class RegistrySqliteDialect extends SqliteDialect {
+    #config;
+    constructor(config) {
+        super(config);
+        this.#config = config;
+    }
+    createDriver() {
+        return new ImmediateSqliteDriver(this.#config);
+    }
+}
+/**
+ * Kysely prepares every query anew; better-sqlite3 statements can be reused, and the hot issuance
+ * queries repeat with the same text (same batch size), so keep the most recent ones.
+ */
+function withStatementCache(database, capacity = 256) {
+    const cache = new Map();
+    return {
+        close: () => database.close(),
+        prepare: (text) => {
+            let statement = cache.get(text);
+            if (statement) {
+                cache.delete(text);
+            }
+            else {
+                statement = database.prepare(text);
+                if (cache.size >= capacity)
+                    cache.delete(cache.keys().next().value);
+            }
+            cache.set(text, statement);
+            return statement;
+        },
+    };
+}
+async function openSqlite(url, options) {
+    const path = sqlitePath(url);
+    if (path !== ":memory:")
+        mkdirSync(dirname(resolve(path)), { recursive: true });
+    const database = new Database(path);
+    // WAL lets readers run beside the one writer; synchronous=FULL makes every commit durable across a
+    // power loss in WAL mode too (NORMAL would only protect against a process crash).
+    database.pragma("journal_mode = WAL");
+    database.pragma("synchronous = FULL");
+    database.pragma("foreign_keys = ON");
+    database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
+    const db = new Kysely({
+        dialect: new RegistrySqliteDialect({ database: withStatementCache(database) }),
+    });
+    return {
+        db,
+        dialect: "sqlite",
+        schema: undefined,
+        close: () => db.destroy(),
+    };
+}
+/** int8 (count(*), bigserial, audit sequence numbers) as a JS number; our values stay below 2^53. */
+function parseInt8(text) {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value))
+        throw new JpkiError("internal", `int8 value ${text} exceeds 2^53`);
+    return value;
+}
+const INT8_OID = 20;
+async function openPostgres(url, options) {
+    const parsed = new URL(url);
+    const schema = options.schema ?? (parsed.searchParams.get("schema") || undefined);
+    parsed.searchParams.delete("schema");
+    if (schema !== undefined && !schemaName.test(schema))
+        throw new JpkiError("bad-input", `invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
+    if (schema !== undefined) {
+        // The schema must exist before a pooled connection uses it in its search_path.
+        const client = new pg.Client({ connectionString: parsed.toString() });
+        await client.connect();
+        try {
+            await client.query(`create schema if not exists "${schema}"`);
+        }
+        finally {
+            await client.end();
+        }
+    }
+    const pool = new pg.Pool({
+        connectionString: parsed.toString(),
+        max: options.poolSize ?? 10,
+        ...(schema !== undefined ? { options: `-c search_path=${schema}` } : {}),
+        // A per-pool parser, so this module changes nothing for other users of pg in the process.
+        types: {
+            getTypeParser: ((oid, format) => oid === INT8_OID && format !== "binary"
+                ? parseInt8
+                : pg.types.getTypeParser(oid, format ?? "text")),
+        },
+    });
+    const db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: "postgres", schema, close: () => db.destroy() };
+}
+/** The dialect behind a Kysely instance or transaction. */
+export function dialectOf(db) {
+    return db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
+}
+export function toBuffer(value) {
+    if (value === null)
+        return null;
+    return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+/** ISO-8601 UTC with milliseconds: the registry's one time format. */
+export function isoTime(date = new Date()) {
+    return date.toISOString();
+}
+//# sourceMappingURL=db.js.map

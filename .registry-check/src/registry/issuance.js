@@ -1,0 +1,491 @@
+/**
+ * Crash-safe certificate issuance, in Let's Encrypt Boulder's order:
+ *
+ * 1. one transaction stores each serial, shard and to-be-signed certificate (status `pending`), audited;
+ * 2. the signer signs each stored TBS (concurrently);
+ * 3. one transaction stores each certificate (status `issued`), audited.
+ *
+ * A crash between 2 and 3 leaves `pending` rows whose TBS is known, so no certificate ever exists that
+ * the registry does not know. `recoverInterruptedIssuances` finishes them at start: RSASSA-PKCS1-v1_5
+ * (RFC 8017 §8.2) is deterministic, so re-signing the stored TBS yields byte for byte the certificate
+ * that may have left the CA before the crash. (An ECDSA signer yields a different signature over the
+ * same TBS: same serial and content, so revocation by serial still covers both.)
+ *
+ * Certificate content is not built here: each request brings `buildTbs`, the profile code.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { JpkiError, SignerUnavailableError } from "../errors.js";
+import { readDer, readTlvAt, Tag } from "../pki/der.js";
+import { appendAudit } from "./audit.js";
+import { bulkInsert, bulkStoreIssued } from "./bulk.js";
+import { isoTime, toBuffer } from "./db.js";
+import { certificateIssuers, certificateKinds, certificateMedia, } from "./schema.js";
+export const SHARD_SETTING = "certificates.shards";
+export const DEFAULT_SHARDS = 64;
+/**
+ * A fresh serial: 16 random bytes with the top bit clear (a positive INTEGER, RFC 5280 §4.1.2.2, with
+ * 127 bits of entropy, above CA/B BR §7.1's 64) and a non-zero first byte, so the DER encoding is
+ * always exactly 16 content bytes.
+ */
+export function newSerial() {
+    for (;;) {
+        const serial = randomBytes(16);
+        serial[0] &= 0x7f;
+        if (serial[0] !== 0)
+            return serial;
+    }
+}
+/** The CRL shard of a serial: its last four bytes modulo the shard count (uniform, and recomputable). */
+export function shardOf(serial, shards) {
+    return serial.readUInt32BE(serial.length - 4) % shards;
+}
+export async function shardCount(db) {
+    const row = await db
+        .selectFrom("settings")
+        .select("value")
+        .where("key", "=", SHARD_SETTING)
+        .executeTakeFirst();
+    if (!row)
+        return DEFAULT_SHARDS;
+    const value = Number(row.value);
+    if (!Number.isInteger(value) || value < 1 || value > 65536)
+        throw new JpkiError("integrity", `setting ${SHARD_SETTING} is not a shard count: ${row.value}`);
+    return value;
+}
+function validate(request, signers) {
+    const fail = (message) => {
+        throw new JpkiError("bad-input", message);
+    };
+    if (!certificateIssuers.includes(request.issuer))
+        fail(`unknown issuer ${String(request.issuer)}`);
+    if (!certificateKinds.includes(request.kind))
+        fail(`unknown certificate kind ${String(request.kind)}`);
+    if (!certificateMedia.includes(request.medium))
+        fail(`unknown medium ${String(request.medium)}`);
+    if (!signers[request.issuer])
+        fail(`no signer for issuer ${request.issuer}`);
+    if (!(request.notBefore.getTime() < request.notAfter.getTime()))
+        fail("notBefore must precede notAfter");
+}
+const sha256 = (data) => createHash("sha256").update(data).digest("hex");
+function prepare(request, shards, serialSource) {
+    const serialBytes = serialSource();
+    if (serialBytes.length !== 16 || serialBytes[0] === 0 || serialBytes[0] & 0x80)
+        throw new JpkiError("internal", "a serial must be 16 bytes, positive, first byte non-zero");
+    const shard = shardOf(serialBytes, shards);
+    let tbs;
+    try {
+        tbs = request.buildTbs(serialBytes, shard);
+    }
+    catch (error) {
+        throw new JpkiError("bad-input", `building the certificate failed: ${error.message}`, {
+            cause: error,
+        });
+    }
+    return { serial: serialBytes.toString("hex"), shard, request, tbs };
+}
+/** The columns a pending row sets, in `toRow` order. */
+const CERTIFICATE_COLUMNS = [
+    ["serial", "text"],
+    ["issuer", "text"],
+    ["kind", "text"],
+    ["medium", "text"],
+    ["person_id", "text"],
+    ["card_id", "text"],
+    ["sim_id", "text"],
+    ["parent_serial", "text"],
+    ["status", "text"],
+    ["tbs", "bytea"],
+    ["not_before", "text"],
+    ["not_after", "text"],
+    ["shard", "int4"],
+    ["created_at", "text"],
+    ["updated_at", "text"],
+];
+const LIFECYCLE_COLUMNS = [
+    ["serial", "text"],
+    ["event", "text"],
+    ["from_status", "text"],
+    ["to_status", "text"],
+    ["reason", "text"],
+    ["actor", "text"],
+    ["at", "text"],
+];
+async function storePending(trx, prepared, shards, actor, serialSource) {
+    const now = isoTime();
+    const toRow = (p) => [
+        p.serial,
+        p.request.issuer,
+        p.request.kind,
+        p.request.medium,
+        p.request.personId ?? null,
+        p.request.cardId ?? null,
+        p.request.simId ?? null,
+        p.request.parentSerial ?? null,
+        "pending",
+        p.tbs,
+        isoTime(p.request.notBefore),
+        isoTime(p.request.notAfter),
+        p.shard,
+        now,
+        now,
+    ];
+    // A serial drawn twice (2^-127 per pair, but never assumed away) is drawn again: within the batch
+    // here, against the table through ON CONFLICT DO NOTHING below.
+    const inBatch = new Set();
+    for (const p of prepared) {
+        while (inBatch.has(p.serial))
+            Object.assign(p, prepare(p.request, shards, serialSource));
+        inBatch.add(p.serial);
+    }
+    let remaining = prepared;
+    for (let attempt = 0; remaining.length > 0; attempt++) {
+        if (attempt === 5)
+            throw new JpkiError("internal", "could not allocate unique serial numbers");
+        const inserted = await bulkInsert(trx, "certificates", CERTIFICATE_COLUMNS, remaining.map(toRow), {
+            skipConflictsOn: "serial",
+        });
+        const stored = new Set(inserted.map((r) => r["serial"]));
+        const conflicts = remaining.filter((p) => !stored.has(p.serial));
+        for (const p of conflicts) {
+            do
+                Object.assign(p, prepare(p.request, shards, serialSource));
+            while (inBatch.has(p.serial));
+            inBatch.add(p.serial);
+        }
+        remaining = conflicts;
+    }
+    await appendAudit(trx, prepared.map((p) => ({
+        actor,
+        action: "certificate.pending",
+        subject: p.serial,
+        details: {
+            issuer: p.request.issuer,
+            kind: p.request.kind,
+            medium: p.request.medium,
+            personId: p.request.personId ?? null,
+            cardId: p.request.cardId ?? null,
+            simId: p.request.simId ?? null,
+            parentSerial: p.request.parentSerial ?? null,
+            shard: p.shard,
+            notBefore: isoTime(p.request.notBefore),
+            notAfter: isoTime(p.request.notAfter),
+            tbsSha256: sha256(p.tbs),
+        },
+    })));
+}
+/**
+ * Checks that what came back is a Certificate (RFC 5280 §4.1) whose first element is exactly the stored
+ * TBS. Only the two outer headers are read: the bytes inside are the ones the registry built.
+ */
+function wrapsTbs(der, tbs) {
+    try {
+        const certificate = readTlvAt(der, 0);
+        if (certificate.tag !== Tag.sequence || certificate.encoded.length !== der.length)
+            return false;
+        return readTlvAt(certificate.content, 0).encoded.equals(tbs);
+    }
+    catch {
+        return false;
+    }
+}
+async function signAll(signers, items) {
+    return Promise.all(items.map(async (item) => {
+        const signer = signers[item.issuer];
+        if (!signer)
+            return { ok: false, reason: `no signer for issuer ${item.issuer}`, transient: false };
+        try {
+            const der = toBuffer(await signer.issue(item.tbs));
+            if (!wrapsTbs(der, item.tbs))
+                return { ok: false, reason: "the signer returned a certificate for other data", transient: false };
+            return { ok: true, der };
+        }
+        catch (error) {
+            return {
+                ok: false,
+                reason: `signer refused: ${error instanceof Error ? error.message : String(error)}`,
+                transient: error instanceof SignerUnavailableError,
+            };
+        }
+    }));
+}
+const toSign = (p) => ({
+    serial: p.serial,
+    shard: p.shard,
+    issuer: p.request.issuer,
+    tbs: p.tbs,
+});
+/**
+ * Step 3: store each signed certificate and mark each refused one failed, in one transaction. Only rows
+ * still `pending` change, so a recovery running beside a slow issuer cannot make both write. Returns the
+ * serials this call changed.
+ */
+async function finish(db, items, outcomes, options) {
+    const now = isoTime();
+    const issued = [];
+    const failed = [];
+    items.forEach((item, i) => {
+        const outcome = outcomes[i];
+        if (outcome.ok)
+            issued.push({ serial: item.serial, der: outcome.der });
+        else if (!outcome.transient)
+            failed.push({ serial: item.serial, reason: outcome.reason });
+    });
+    return db.transaction().execute(async (trx) => {
+        const changedIssued = new Set(await bulkStoreIssued(trx, issued, now));
+        const changedFailed = new Set();
+        for (const { serial, reason } of failed) {
+            const result = await trx
+                .updateTable("certificates")
+                .set({ status: "failed", failure_reason: reason, updated_at: now })
+                .where("serial", "=", serial)
+                .where("status", "=", "pending")
+                .executeTakeFirst();
+            if (result.numUpdatedRows === 1n)
+                changedFailed.add(serial);
+        }
+        const derOf = new Map(issued.map(({ serial, der }) => [serial, der]));
+        const events = [
+            ...issued
+                .filter(({ serial }) => changedIssued.has(serial))
+                .map(({ serial }) => ({ serial, to: "issued", reason: null })),
+            ...failed
+                .filter(({ serial }) => changedFailed.has(serial))
+                .map(({ serial, reason }) => ({ serial, to: "failed", reason })),
+        ];
+        await bulkInsert(trx, "lifecycle_events", LIFECYCLE_COLUMNS, events.map((e) => [
+            e.serial,
+            e.to === "issued" ? options.event : "failed",
+            "pending",
+            e.to,
+            e.reason,
+            options.actor,
+            now,
+        ]));
+        await appendAudit(trx, events.map((e) => ({
+            actor: options.actor,
+            action: e.to === "issued" ? "certificate.issued" : "certificate.failed",
+            subject: e.serial,
+            details: e.to === "issued"
+                ? { event: options.event, derSha256: sha256(derOf.get(e.serial)) }
+                : { reason: e.reason },
+        })));
+        if (options.onIssued && changedIssued.size > 0)
+            await options.onIssued(trx, changedIssued);
+        return { issued: changedIssued, failed: changedFailed };
+    });
+}
+/**
+ * Issues a batch: three steps, two transactions, whatever the batch size. Results come back in the
+ * order of `requests`. A request whose signing fails is stored as `failed` with the reason (a signer
+ * that is unavailable leaves it `pending` for recovery); the others are issued. A bad request, or a
+ * throwing `onPending` hook, rejects the whole batch before anything is stored.
+ */
+export async function issueCertificates(db, signers, requests, options = {}) {
+    if (requests.length === 0)
+        return [];
+    for (const request of requests)
+        validate(request, signers);
+    const actor = options.actor ?? "registry";
+    const shards = await shardCount(db);
+    const serialSource = options.serialSource ?? newSerial;
+    const prepared = requests.map((request) => prepare(request, shards, serialSource));
+    // 1. Store serial + TBS before anything is signed.
+    await db.transaction().execute(async (trx) => {
+        await storePending(trx, prepared, shards, actor, serialSource);
+        if (options.onPending)
+            await options.onPending(trx, prepared);
+    });
+    // 2. Sign. A signer may run several signatures at once (thread pool, HSM sessions).
+    const items = prepared.map(toSign);
+    const outcomes = await signAll(signers, items);
+    // 3. Store what was signed.
+    const onIssued = options.onIssued;
+    const changed = await finish(db, items, outcomes, {
+        actor,
+        event: "issued",
+        onIssued: onIssued
+            ? (trx, serials) => onIssued(trx, prepared.filter((p) => serials.has(p.serial)))
+            : undefined,
+    });
+    const results = [];
+    const elsewhere = [];
+    prepared.forEach((p, i) => {
+        const outcome = outcomes[i];
+        if (outcome.ok && changed.issued.has(p.serial))
+            results.push({ ok: true, serial: p.serial, shard: p.shard, der: outcome.der });
+        else if (!outcome.ok)
+            results.push({ ok: false, serial: p.serial, shard: p.shard, reason: outcome.reason });
+        else {
+            results.push({ ok: false, serial: p.serial, shard: p.shard, reason: "finished elsewhere" });
+            elsewhere.push(p.serial);
+        }
+    });
+    // A row another process finished first (a recovery beside a slow batch) is reported as it now stands.
+    if (elsewhere.length > 0) {
+        const rows = await db
+            .selectFrom("certificates")
+            .select(["serial", "status", "der", "failure_reason"])
+            .where("serial", "in", elsewhere)
+            .execute();
+        const bySerial = new Map(rows.map((r) => [r.serial, r]));
+        results.forEach((result, i) => {
+            const row = bySerial.get(result.serial);
+            if (!row)
+                return;
+            results[i] =
+                row.status === "issued" && row.der
+                    ? { ok: true, serial: result.serial, shard: result.shard, der: toBuffer(row.der) }
+                    : {
+                        ok: false,
+                        serial: result.serial,
+                        shard: result.shard,
+                        reason: row.failure_reason ?? row.status,
+                    };
+        });
+    }
+    return results;
+}
+/** One certificate; throws a JpkiError when it could not be issued. */
+export async function issueCertificate(db, signers, request, options = {}) {
+    const [result] = await issueCertificates(db, signers, [request], options);
+    if (!result)
+        throw new JpkiError("internal", "issuance returned no result");
+    if (!result.ok) {
+        const code = /unavailable/i.test(result.reason) ? "signer-unavailable" : "internal";
+        throw new JpkiError(code, `certificate ${result.serial} was not issued: ${result.reason}`);
+    }
+    return { serial: result.serial, shard: result.shard, der: result.der };
+}
+function tbsProblem(tbs) {
+    try {
+        const node = readDer(tbs, { maxDepth: 64 });
+        return node.tag === Tag.sequence ? null : "the stored TBS is not a SEQUENCE";
+    }
+    catch (error) {
+        return `the stored TBS is unreadable: ${error.message}`;
+    }
+}
+/**
+ * Finishes every issuance a crash interrupted: re-signs each pending row's stored TBS and stores the
+ * certificate, or marks the row failed when it cannot be finished (unreadable TBS, no signer, the signer
+ * refuses). Rows whose signer is unavailable stay pending. Run it at start, before serving.
+ */
+export async function recoverInterruptedIssuances(db, signers, options = {}) {
+    const actor = options.actor ?? "system:recovery";
+    const report = { issued: [], failed: [], stillPending: [] };
+    const cutoff = isoTime(new Date(Date.now() - (options.olderThanMs ?? 0)));
+    let after = "";
+    for (;;) {
+        const rows = await db
+            .selectFrom("certificates")
+            .select(["serial", "shard", "issuer", "tbs"])
+            .where("status", "=", "pending")
+            .where("created_at", "<=", cutoff)
+            .where("serial", ">", after)
+            .orderBy("serial")
+            .limit(options.batchSize ?? 200)
+            .execute();
+        if (rows.length === 0)
+            break;
+        after = rows[rows.length - 1].serial;
+        const items = rows.map((r) => ({
+            serial: r.serial,
+            shard: r.shard,
+            issuer: r.issuer,
+            tbs: toBuffer(r.tbs),
+        }));
+        const outcomes = await Promise.all(items.map(async (item) => {
+            const problem = tbsProblem(item.tbs);
+            if (problem)
+                return { ok: false, reason: problem, transient: false };
+            const [outcome] = await signAll(signers, [item]);
+            return outcome;
+        }));
+        const changed = await finish(db, items, outcomes, { actor, event: "recovered" });
+        items.forEach((item, i) => {
+            const outcome = outcomes[i];
+            if (outcome.ok) {
+                if (changed.issued.has(item.serial))
+                    report.issued.push(item.serial);
+            }
+            else if (outcome.transient)
+                report.stillPending.push(item.serial);
+            else if (changed.failed.has(item.serial))
+                report.failed.push({ serial: item.serial, reason: outcome.reason });
+        });
+    }
+    return report;
+}
+function toRecord(row) {
+    return {
+        serial: row.serial,
+        issuer: row.issuer,
+        kind: row.kind,
+        medium: row.medium,
+        personId: row.person_id,
+        cardId: row.card_id,
+        simId: row.sim_id,
+        parentSerial: row.parent_serial,
+        status: row.status,
+        tbs: toBuffer(row.tbs),
+        der: toBuffer(row.der),
+        notBefore: row.not_before,
+        notAfter: row.not_after,
+        shard: row.shard,
+        failureReason: row.failure_reason,
+        revokedAt: row.revoked_at,
+        revocationReason: row.revocation_reason,
+        invalidityDate: row.invalidity_date,
+        createdAt: row.created_at,
+        updatedAt: row.updated_at,
+    };
+}
+/** A serial as the registry stores it: lowercase hex, whole bytes (32 digits for the serials it makes). */
+export function normaliseSerial(serial) {
+    const hex = serial.trim().toLowerCase().replace(/^0x/, "").replace(/:/g, "");
+    if (!/^[0-9a-f]+$/.test(hex) || hex.length > 40)
+        throw new JpkiError("bad-input", `not a serial number: ${serial}`);
+    return hex.length % 2 ? `0${hex}` : hex;
+}
+export async function getCertificate(db, serial) {
+    const row = await db
+        .selectFrom("certificates")
+        .selectAll()
+        .where("serial", "=", normaliseSerial(serial))
+        .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+}
+const asList = (value) => (Array.isArray(value) ? value : [value]);
+/** Certificates matching every given filter, in serial order, one page at a time (keyset paging). */
+export async function listCertificates(db, filters = {}, paging = {}) {
+    const limit = Math.min(Math.max(Math.trunc(paging.limit ?? 100), 1), 1000);
+    let query = db.selectFrom("certificates").selectAll();
+    if (filters.status !== undefined)
+        query = query.where("status", "in", asList(filters.status));
+    if (filters.kind !== undefined)
+        query = query.where("kind", "in", asList(filters.kind));
+    if (filters.issuer !== undefined)
+        query = query.where("issuer", "=", filters.issuer);
+    if (filters.medium !== undefined)
+        query = query.where("medium", "=", filters.medium);
+    if (filters.personId !== undefined)
+        query = query.where("person_id", "=", filters.personId);
+    if (filters.cardId !== undefined)
+        query = query.where("card_id", "=", filters.cardId);
+    if (filters.simId !== undefined)
+        query = query.where("sim_id", "=", filters.simId);
+    if (filters.parentSerial !== undefined)
+        query = query.where("parent_serial", "=", normaliseSerial(filters.parentSerial));
+    if (filters.shard !== undefined)
+        query = query.where("shard", "=", filters.shard);
+    if (paging.after !== undefined)
+        query = query.where("serial", ">", paging.after);
+    const rows = await query
+        .orderBy("serial")
+        .limit(limit + 1)
+        .execute();
+    const items = rows.slice(0, limit).map(toRecord);
+    return rows.length > limit ? { items, next: items[items.length - 1].serial } : { items };
+}
+//# sourceMappingURL=issuance.js.map

@@ -1,0 +1,35 @@
+/**
+ * Migrations as code (Kysely's Migrator with an in-code provider): they ship inside the package, so
+ * the compiled CLI migrates without reading a directory. Add a migration as `NNN-name.ts` and list it.
+ */
+import { Migrator, PostgresAdapter, sql } from "kysely";
+import { JpkiError } from "../../errors.js";
+import * as initial from "./001-initial.js";
+const migrations = {
+    "001-initial": initial,
+};
+const provider = { getMigrations: async () => migrations };
+/**
+ * Brings the tables to the latest version. On PostgreSQL the migration table is looked up in the
+ * schema in use: Kysely would otherwise find another schema's `kysely_migration` and skip creating its own.
+ */
+export async function migrateRegistry(db, schema) {
+    let tableSchema = schema;
+    if (tableSchema === undefined && db.getExecutor().adapter instanceof PostgresAdapter) {
+        const row = await sql `select current_schema() as schema`.execute(db);
+        tableSchema = row.rows[0]?.schema;
+    }
+    const migrator = new Migrator({
+        db,
+        provider,
+        ...(tableSchema !== undefined ? { migrationTableSchema: tableSchema } : {}),
+    });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+        const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+        throw new JpkiError("internal", `registry migration ${failed} failed: ${String(error)}`, {
+            cause: error,
+        });
+    }
+}
+//# sourceMappingURL=index.js.map
