@@ -1,2 +1,0 @@
-export {};
-//# sourceMappingURL=keystore.js.map
