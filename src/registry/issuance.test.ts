@@ -10,6 +10,7 @@ import {
   type CertificateSigner,
   DEFAULT_SHARDS,
   getCertificate,
+  issueCertificate,
   issueCertificates,
   listCertificates,
   newSerial,
@@ -222,14 +223,22 @@ forEachDialect((dialect, open) => {
   test("an unavailable signer leaves rows pending; recovery finishes them with the very same bytes", async () => {
     const { db } = await open();
     const results = await issueCertificates(db, { auth: unavailable }, [testRequest(key), testRequest(key)]);
-    assert.ok(results.every((r) => !r.ok));
+    assert.ok(
+      results.every((r) => !r.ok && /signer unavailable \(left pending for recovery\)/.test(r.reason)),
+    );
+    await assert.rejects(
+      issueCertificate(db, { auth: unavailable }, testRequest(key)),
+      (e: unknown) => e instanceof JpkiError && e.code === "signer-unavailable" && e.status === 503,
+    );
     for (const r of results) assert.equal((await getCertificate(db, r.serial))?.status, "pending");
 
+    const pendingSerials = (await listCertificates(db, { status: "pending" })).items.map((c) => c.serial);
+    assert.equal(pendingSerials.length, 3);
     const stillDown = await recoverInterruptedIssuances(db, { auth: unavailable });
-    assert.deepEqual(stillDown.stillPending.sort(), results.map((r) => r.serial).sort());
+    assert.deepEqual(stillDown.stillPending.sort(), pendingSerials);
 
     const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) });
-    assert.deepEqual(report.issued.sort(), results.map((r) => r.serial).sort());
+    assert.deepEqual(report.issued.sort(), pendingSerials);
     for (const r of results) {
       const stored = await getCertificate(db, r.serial);
       assert.equal(stored?.status, "issued");
@@ -251,6 +260,49 @@ forEachDialect((dialect, open) => {
       failed: [],
       stillPending: [],
     });
+  });
+
+  test("when storing the signed certificates fails, rows stay pending and recovery stores the same bytes", async () => {
+    const { db } = await open();
+    const signed: Buffer[] = [];
+    // Once the pending rows are stored, make every later audit insert fail: step 3 cannot commit.
+    const breakAudit = async (trx: typeof db) => {
+      if (dialect === "sqlite")
+        await sql`create trigger reject_audit before insert on audit_log begin select raise(abort, 'audit refused'); end`.execute(
+          trx,
+        );
+      else {
+        await sql`create function reject_audit() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`.execute(
+          trx,
+        );
+        await sql`create trigger reject_audit before insert on audit_log for each row execute function reject_audit()`.execute(
+          trx,
+        );
+      }
+    };
+    await assert.rejects(
+      issueCertificates(
+        db,
+        { auth: rsaSigner(key, (der) => signed.push(der)) },
+        [testRequest(key), testRequest(key)],
+        {
+          onPending: breakAudit,
+        },
+      ),
+      /audit refused/,
+    );
+    assert.equal(signed.length, 2);
+    const pending = await listCertificates(db, { status: "pending" });
+    assert.equal(pending.items.length, 2);
+    assert.ok(pending.items.every((c) => c.der === null));
+    await sql`drop trigger reject_audit${dialect === "postgres" ? sql` on audit_log` : sql``}`.execute(db);
+    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) });
+    assert.equal(report.issued.length, 2);
+    for (const der of signed) {
+      const serial = new X509Certificate(der).serialNumber.toLowerCase();
+      assert.ok((await getCertificate(db, serial))?.der?.equals(der));
+    }
+    assert.deepEqual(await verifyAudit(db), []);
   });
 
   test("recovery marks failed what it cannot finish: unreadable TBS, no signer, a refusing signer", async () => {

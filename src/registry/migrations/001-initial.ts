@@ -76,10 +76,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   // Recovery scans pending rows; the lifecycle and CRL writer walk (issuer, shard, status); expiry walks
   // not_after; double-issuance checks and cascades go by person, card, SIM and parent.
+  // Partial: only rows in flight are indexed, however many million certificates are issued; recovery
+  // walks them in serial order.
   await db.schema
-    .createIndex("certificates_status")
+    .createIndex("certificates_pending")
     .on("certificates")
-    .columns(["status", "created_at"])
+    .column("serial")
+    .where(sql.ref("status"), "=", "pending")
     .execute();
   await db.schema
     .createIndex("certificates_shard")
