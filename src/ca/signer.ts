@@ -59,12 +59,20 @@ function checkSubjectPublicKeyInfo(spki: Buffer): void {
   try {
     const [algorithm, key] = children(readDer(spki, { maxBytes: 2048, maxDepth: 3 }));
     const id = readOid(children(algorithm!)[0]!);
-    if ((id !== OID_RSA_ENCRYPTION && id !== OID_EC_PUBLIC_KEY) || key?.tag !== 0x03 || key.content.length < 33)
+    if (
+      (id !== OID_RSA_ENCRYPTION && id !== OID_EC_PUBLIC_KEY) ||
+      key?.tag !== 0x03 ||
+      key.content.length < 33
+    )
       throw new DerError(`unexpected key algorithm ${id}`);
   } catch (error) {
-    throw new JpkiError("bad-input", "the TBSCertificate's subjectPublicKeyInfo is not an RSA or EC public key", {
-      cause: error,
-    });
+    throw new JpkiError(
+      "bad-input",
+      "the TBSCertificate's subjectPublicKeyInfo is not an RSA or EC public key",
+      {
+        cause: error,
+      },
+    );
   }
 }
 
