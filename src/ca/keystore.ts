@@ -7,6 +7,13 @@ import type { KeyAlgorithm } from "../pki/algorithms.js";
 export interface SigningKey {
   readonly label: string;
   readonly algorithm: KeyAlgorithm;
+  /**
+   * True when the signing code checks its own results: OpenSSL, which Node's crypto uses, verifies
+   * every RSA-CRT result with the public exponent before returning it (the defence against fault
+   * attacks). The signer then skips its own verification; a device we cannot see into (an HSM) is
+   * always checked.
+   */
+  readonly verifiesItsSignatures?: boolean;
   /** SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER. */
   readonly publicKeySpki: Buffer;
   /**

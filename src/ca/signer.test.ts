@@ -364,7 +364,7 @@ describe("signer guard rails (software keys)", () => {
     const signer = new CertificateSigner(counting, pki.root);
     let deep: Buffer = integer(1);
     for (let i = 0; i < 40; i++) deep = sequence(deep);
-    await assert.rejects(signer.issue(deep), /nesting too deep/);
+    await assert.rejects(signer.issue(deep), /nesting too deep|TBSCertificate is malformed/);
     await assert.rejects(signer.issue(sequence(Buffer.alloc(70 * 1024))), /exceeds the limit/);
     assert.equal(signed, 0);
   });

@@ -76,7 +76,10 @@ function checkSubjectPublicKeyInfo(spki: Buffer): void {
   }
 }
 
-/** Signs `tbs` with `key`, then checks the signature against `publicKey` before anything leaves. */
+/**
+ * Signs `tbs` with `key`, then checks the signature against `publicKey` before anything leaves,
+ * unless the key's own code already did (see SigningKey.verifiesItsSignatures).
+ */
 async function signChecked(
   key: SigningKey,
   publicKey: KeyObject,
@@ -84,6 +87,7 @@ async function signChecked(
   what: string,
 ): Promise<Buffer> {
   const signature = await key.sign(tbs);
+  if (key.verifiesItsSignatures && key.algorithm === "rsa-2048") return signature;
   const valid = await verifyInThreadpool("sha256", tbs, { key: publicKey, dsaEncoding: "der" }, signature);
   if (!valid)
     throw new JpkiError(

@@ -95,6 +95,7 @@ export interface SoftwareKeyStoreOptions {
 }
 
 class SoftwareSigningKey implements SigningKey {
+  readonly verifiesItsSignatures = true;
   constructor(
     readonly label: string,
     readonly algorithm: KeyAlgorithm,

@@ -104,7 +104,12 @@ function checkExtensions(wrapper: DerNode, what: string): DerNode[] {
 
 /** Reads and checks a TBSCertificate (RFC 5280 §4.1); throws DerError naming the first fault. */
 export function readTbsCertificate(tbs: Buffer): TbsCertificateFields {
-  const root = expectTag(readDer(tbs, TBS_CERTIFICATE_LIMITS), Tag.sequence, "TBSCertificate");
+  // The field-by-field reading below bounds the depth itself (names, extensions: a fixed shape), so the
+  // generic depth walk of readDer, which would read every node twice, is not needed here.
+  if (tbs.length > TBS_CERTIFICATE_LIMITS.maxBytes!) throw new DerError(`TBSCertificate of ${tbs.length} bytes exceeds the limit of ${TBS_CERTIFICATE_LIMITS.maxBytes}`);
+  const root = readTlvAt(tbs, 0);
+  if (root.encoded.length !== tbs.length) throw new DerError("trailing bytes after the TBSCertificate");
+  expectTag(root, Tag.sequence, "TBSCertificate");
   return tbsCertificateFields(root);
 }
 

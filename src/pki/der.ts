@@ -341,19 +341,25 @@ export function readOid(node: DerNode): string {
   expectTag(node, Tag.oid, "OBJECT IDENTIFIER");
   const c = node.content;
   if (c.length === 0 || c[c.length - 1]! & 0x80) throw new DerError("malformed OBJECT IDENTIFIER");
-  const arcs: bigint[] = [];
-  let value = 0n;
+  const arcs: (number | bigint)[] = [];
+  // Arcs are summed in plain numbers while they stay exact (below 2^46 before a 7-bit shift), in
+  // bigint beyond: the common OIDs decode without bigint arithmetic, which is slow.
+  let value: number | bigint = 0;
   for (let i = 0; i < c.length; i++) {
-    if (value === 0n && c[i] === 0x80) throw new DerError("non-minimal OBJECT IDENTIFIER arc");
-    value = (value << 7n) | BigInt(c[i]! & 0x7f);
-    if (!(c[i]! & 0x80)) {
+    const byte = c[i]!;
+    if (value === 0 && byte === 0x80) throw new DerError("non-minimal OBJECT IDENTIFIER arc");
+    if (typeof value === "number" && value < 2 ** 46) value = value * 128 + (byte & 0x7f);
+    else value = (BigInt(value) << 7n) | BigInt(byte & 0x7f);
+    if (!(byte & 0x80)) {
       arcs.push(value);
-      value = 0n;
+      value = 0;
     }
   }
   const first = arcs[0]!;
-  const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
-  return [...head, ...arcs.slice(1)].join(".");
+  let head: string;
+  if (typeof first === "number") head = first < 80 ? `${Math.floor(first / 40)}.${first % 40}` : `2.${first - 80}`;
+  else head = `2.${first - 80n}`;
+  return arcs.length === 1 ? head : `${head}.${arcs.slice(1).join(".")}`;
 }
 
 /** UTCTime or GeneralizedTime in the forms RFC 5280 §4.1.2.5 allows (seconds, "Z"). */

@@ -90,14 +90,20 @@ export async function up(db: Kysely<any>): Promise<void> {
     .columns(["issuer", "shard", "status"])
     .execute();
   await db.schema.createIndex("certificates_not_after").on("certificates").column("not_after").execute();
+  // Links are sparse (a card certificate has no SIM, few have a parent): partial indexes skip the NULLs.
   await db.schema
     .createIndex("certificates_person")
     .on("certificates")
     .columns(["person_id", "kind"])
+    .where(sql.ref("person_id"), "is not", null)
     .execute();
-  await db.schema.createIndex("certificates_card").on("certificates").column("card_id").execute();
-  await db.schema.createIndex("certificates_sim").on("certificates").column("sim_id").execute();
-  await db.schema.createIndex("certificates_parent").on("certificates").column("parent_serial").execute();
+  for (const column of ["card_id", "sim_id", "parent_serial"] as const)
+    await db.schema
+      .createIndex(`certificates_${column.replace("_id", "").replace("_serial", "")}`)
+      .on("certificates")
+      .column(column)
+      .where(sql.ref(column), "is not", null)
+      .execute();
 
   await db.schema
     .createTable("lifecycle_events")
