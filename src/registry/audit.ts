@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
-import { type BulkColumn, bulkInsert } from "./bulk.js";
+import { bulkInsert } from "./bulk.js";
 import { dialectOf, isoTime } from "./db.js";
 import { AUDIT_GENESIS_HASH } from "./migrations/001-initial.js";
 import type { AuditRow, RegistrySchema } from "./schema.js";
@@ -87,15 +87,15 @@ export function auditHash(
   return hash.digest("hex");
 }
 
-const AUDIT_COLUMNS: readonly BulkColumn[] = [
-  ["seq", "int8"],
-  ["at", "text"],
-  ["actor", "text"],
-  ["action", "text"],
-  ["subject", "text"],
-  ["details", "text"],
-  ["prev_hash", "text"],
-  ["hash", "text"],
+const AUDIT_COLUMNS: readonly string[] = [
+  "seq",
+  "at",
+  "actor",
+  "action",
+  "subject",
+  "details",
+  "prev_hash",
+  "hash",
 ];
 
 /**

@@ -18,7 +18,7 @@ import { type Kysely, sql } from "kysely";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import { readDer, readTlvAt, Tag } from "../pki/der.js";
 import { type AuditEntry, appendAudit } from "./audit.js";
-import { type BulkColumn, bulkInsert, bulkStoreIssued } from "./bulk.js";
+import { bulkInsert, bulkStoreIssued } from "./bulk.js";
 import { isoTime, toBuffer } from "./db.js";
 import {
   type CertificateIssuer,
@@ -192,32 +192,32 @@ function prepare(request: IssuanceRequest, shards: number, serialSource: SerialS
 }
 
 /** The columns a pending row sets, in `toRow` order. */
-const CERTIFICATE_COLUMNS: readonly BulkColumn[] = [
-  ["serial", "text"],
-  ["issuer", "text"],
-  ["kind", "text"],
-  ["medium", "text"],
-  ["person_id", "text"],
-  ["card_id", "text"],
-  ["sim_id", "text"],
-  ["parent_serial", "text"],
-  ["status", "text"],
-  ["tbs", "bytea"],
-  ["not_before", "text"],
-  ["not_after", "text"],
-  ["shard", "int4"],
-  ["created_at", "text"],
-  ["updated_at", "text"],
+const CERTIFICATE_COLUMNS: readonly string[] = [
+  "serial",
+  "issuer",
+  "kind",
+  "medium",
+  "person_id",
+  "card_id",
+  "sim_id",
+  "parent_serial",
+  "status",
+  "tbs",
+  "not_before",
+  "not_after",
+  "shard",
+  "created_at",
+  "updated_at",
 ];
 
-const LIFECYCLE_COLUMNS: readonly BulkColumn[] = [
-  ["serial", "text"],
-  ["event", "text"],
-  ["from_status", "text"],
-  ["to_status", "text"],
-  ["reason", "text"],
-  ["actor", "text"],
-  ["at", "text"],
+const LIFECYCLE_COLUMNS: readonly string[] = [
+  "serial",
+  "event",
+  "from_status",
+  "to_status",
+  "reason",
+  "actor",
+  "at",
 ];
 
 async function storePending(
