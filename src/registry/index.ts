@@ -30,7 +30,6 @@ export {
   issueCertificate,
   issueCertificates,
   listCertificates,
-  newSerial,
   normaliseSerial,
   type Paging,
   type RecoveryOptions,
@@ -39,7 +38,6 @@ export {
   SHARD_SETTING,
   type StoredIssuance,
   shardCount,
-  shardOf,
 } from "./issuance.js";
 export { migrateRegistry } from "./migrations/index.js";
 export {

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { sql } from "kysely";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import { assembleSigned, signatureAlgorithmIdentifier } from "../pki/algorithms.js";
+import { randomSerial, shardOf } from "../pki/serial.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { verifyAudit } from "./audit.js";
 import {
@@ -13,10 +14,8 @@ import {
   issueCertificate,
   issueCertificates,
   listCertificates,
-  newSerial,
   recoverInterruptedIssuances,
   SHARD_SETTING,
-  shardOf,
 } from "./issuance.js";
 import { Registry } from "./registry.js";
 import { generateTestKey, rsaSigner, testRequest } from "./test-fixtures.js";
@@ -37,7 +36,7 @@ const unavailable: CertificateSigner = {
 test("serials are 16 bytes, positive, with a non-zero first byte; shards spread over the range", () => {
   const seen = new Set<number>();
   for (let i = 0; i < 2000; i++) {
-    const serial = newSerial();
+    const serial = randomSerial();
     assert.equal(serial.length, 16);
     assert.ok(serial[0]! > 0 && serial[0]! < 0x80);
     const shard = shardOf(serial, DEFAULT_SHARDS);
@@ -112,7 +111,7 @@ forEachDialect((dialect, open) => {
 
   test("a serial drawn twice, in the batch or already in the table, is drawn again", async () => {
     const { db } = await open();
-    const [a, b, c, d] = Array.from({ length: 4 }, () => newSerial());
+    const [a, b, c, d] = Array.from({ length: 4 }, () => randomSerial());
     const draws = [a!, a!, b!, b!, c!, d!];
     const serialSource = () => draws.shift()!;
     const first = await issueCertificates(
@@ -163,7 +162,7 @@ forEachDialect((dialect, open) => {
   test("a signer returning a certificate for other data is not believed", async () => {
     const { db } = await open();
     const liar: CertificateSigner = {
-      issue: async () => expectedCertificate(testRequest(key).buildTbs(newSerial(), 0)),
+      issue: async () => expectedCertificate(testRequest(key).buildTbs(randomSerial(), 0)),
     };
     const [result] = await issueCertificates(db, { auth: liar }, [testRequest(key)]);
     assert.ok(result && !result.ok);

@@ -13,10 +13,11 @@
  *
  * Certificate content is not built here: each request brings `buildTbs`, the profile code.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { type Kysely, sql } from "kysely";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import { readDer, readTlvAt, Tag } from "../pki/der.js";
+import { randomSerial, serialFromHex, serialToHex, shardOf } from "../pki/serial.js";
 import { type AuditEntry, appendAudit } from "./audit.js";
 import { bulkInsert, bulkStoreIssued } from "./bulk.js";
 import { isoTime, toBuffer } from "./db.js";
@@ -75,7 +76,7 @@ export interface IssuanceOptions {
   onPending?(trx: Kysely<RegistrySchema>, stored: readonly StoredIssuance[]): Promise<void>;
   /** Runs inside the transaction that stores the certificates (supersede the old certificate here). */
   onIssued?(trx: Kysely<RegistrySchema>, issued: readonly StoredIssuance[]): Promise<void>;
-  /** Where serials come from (default `newSerial`); tests use it to force collisions. */
+  /** Where serials come from (default `randomSerial`); tests use it to force collisions. */
   serialSource?: () => Buffer;
 }
 
@@ -105,34 +106,6 @@ export interface CertificateRecord {
 
 export const SHARD_SETTING = "certificates.shards";
 export const DEFAULT_SHARDS = 64;
-
-/**
- * A fresh serial: 16 random bytes with the top bit clear (a positive INTEGER, RFC 5280 §4.1.2.2, with
- * 127 bits of entropy, above CA/B BR §7.1's 64) and a non-zero first byte, so the DER encoding is
- * always exactly 16 content bytes.
- */
-export function newSerial(): Buffer {
-  for (;;) {
-    // Random bytes are drawn 4 KiB at a time (one system call per 256 serials), as Node's randomUUID does.
-    if (randomOffset + 16 > randomPool.length) {
-      randomPool = randomBytes(4096);
-      randomOffset = 0;
-    }
-    const serial = Buffer.from(randomPool.subarray(randomOffset, randomOffset + 16));
-    randomPool.fill(0, randomOffset, randomOffset + 16);
-    randomOffset += 16;
-    serial[0]! &= 0x7f;
-    if (serial[0] !== 0) return serial;
-  }
-}
-
-let randomPool = Buffer.alloc(0);
-let randomOffset = 0;
-
-/** The CRL shard of a serial: its last four bytes modulo the shard count (uniform, and recomputable). */
-export function shardOf(serial: Buffer, shards: number): number {
-  return serial.readUInt32BE(serial.length - 4) % shards;
-}
 
 export async function shardCount(db: Kysely<RegistrySchema>): Promise<number> {
   const row = await db
@@ -442,7 +415,7 @@ export async function issueCertificates(
   for (const request of requests) validate(request, signers);
   const actor = options.actor ?? "registry";
   const shards = await shardCount(db);
-  const serialSource = options.serialSource ?? newSerial;
+  const serialSource = options.serialSource ?? randomSerial;
   const prepared = requests.map((request) => prepare(request, shards, serialSource));
 
   // 1. Store serial + TBS before anything is signed.
@@ -632,12 +605,9 @@ function toRecord(row: CertificateRow): CertificateRecord {
   };
 }
 
-/** A serial as the registry stores it: lowercase hex, whole bytes (32 digits for the serials it makes). */
+/** A serial as the registry stores it: lowercase hex of the minimal magnitude (what serialToHex makes). */
 export function normaliseSerial(serial: string): string {
-  const hex = serial.trim().toLowerCase().replace(/^0x/, "").replace(/:/g, "");
-  if (!/^[0-9a-f]+$/.test(hex) || hex.length > 40)
-    throw new JpkiError("bad-input", `not a serial number: ${serial}`);
-  return hex.length % 2 ? `0${hex}` : hex;
+  return serialToHex(serialFromHex(serial));
 }
 
 export async function getCertificate(
