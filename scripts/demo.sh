@@ -3,11 +3,7 @@
 # My Number card. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-system.sh
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm install --no-audit --no-fund
-fi
-npx tsc -p tsconfig.json
+bash scripts/install.sh
 
 data="${JPKI_DATA:-.jpki}"
 cli() { node bin/jpki-mobile.js "$@"; }

@@ -5,11 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup-system.sh
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm install --no-audit --no-fund
-fi
-npx tsc -p tsconfig.json
+bash scripts/install.sh
 npx biome check .
 
 mapfile -t files < <(find dist/src dist/bench -name '*.test.js' 2>/dev/null | sort)
