@@ -357,7 +357,8 @@ export function readOid(node: DerNode): string {
   }
   const first = arcs[0]!;
   let head: string;
-  if (typeof first === "number") head = first < 80 ? `${Math.floor(first / 40)}.${first % 40}` : `2.${first - 80}`;
+  if (typeof first === "number")
+    head = first < 80 ? `${Math.floor(first / 40)}.${first % 40}` : `2.${first - 80}`;
   else head = `2.${first - 80n}`;
   return arcs.length === 1 ? head : `${head}.${arcs.slice(1).join(".")}`;
 }
