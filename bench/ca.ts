@@ -20,12 +20,14 @@ import { initAuthority } from "../src/server/authority.js";
 import { measureCores, opensslRsa2048SignsPerSecond } from "./baseline.js";
 
 export interface CaBenchOptions {
-  /** Certificates per database (default 3000). */
+  /** Certificates per database (default 10000). */
   count?: number;
-  /** Requests per issueCertificates call (default 100). */
+  /** Requests per issueCertificates call (default 500). */
   batch?: number;
   /** Batches in flight at once (default 2). */
   concurrency?: number;
+  /** How long `openssl speed` runs (default 3 s). */
+  opensslSeconds?: number;
   /** PostgreSQL server to measure; undefined skips it. */
   postgresUrl?: string;
   onProgress?: (label: string, done: number, total: number) => void;
@@ -140,12 +142,12 @@ async function withPostgresSchema<T>(url: string, body: (schemaUrl: string) => P
 
 export async function benchCa(options: CaBenchOptions = {}): Promise<CaBenchResult> {
   const settings = {
-    count: options.count ?? 3000,
-    batch: options.batch ?? 100,
+    count: options.count ?? 10000,
+    batch: options.batch ?? 500,
     concurrency: options.concurrency ?? 2,
     onProgress: options.onProgress,
   };
-  const opensslRate = opensslRsa2048SignsPerSecond();
+  const opensslRate = opensslRsa2048SignsPerSecond(options.opensslSeconds);
   const runs = [await runOne("sqlite", undefined, settings, opensslRate)];
   if (options.postgresUrl)
     runs.push(

@@ -37,8 +37,8 @@ ca   certificates issued per second through the whole registry path (store, sign
      on SQLite and PostgreSQL, beside \`openssl speed rsa2048\` measured in the same run, and the
      rate per busy core as a share of OpenSSL's single-core rate (goal: at least 0.6).
 
-  --count N   certificates per database (default 3000)
-  --batch N   certificates per registry call (default 100)
+  --count N   certificates per database (default 10000)
+  --batch N   certificates per registry call (default 500)
   --pg URL    PostgreSQL server (default $JPKI_BENCH_PG, else ${DEFAULT_PG})
   --no-pg     measure SQLite only
 ${JSON_HELP}
@@ -55,8 +55,8 @@ ${JSON_HELP}
     if (positionals[0] !== "ca") throw new UsageError(`unknown benchmark ${positionals[0]}: choose ca`);
     const bar = progress("issuing");
     const result = await benchCa({
-      count: positiveInteger(stringOption(values, "count"), "count", 3000),
-      batch: positiveInteger(stringOption(values, "batch"), "batch", 100),
+      count: positiveInteger(stringOption(values, "count"), "count", 10000),
+      batch: positiveInteger(stringOption(values, "batch"), "batch", 500),
       postgresUrl: values["no-pg"]
         ? undefined
         : (stringOption(values, "pg") ?? process.env.JPKI_BENCH_PG ?? DEFAULT_PG),
