@@ -9,23 +9,26 @@ import { createHash, createPublicKey, type KeyObject, verify } from "node:crypto
 import { promisify } from "node:util";
 import { JpkiError } from "../errors.js";
 import { assembleSigned, signatureAlgorithmIdentifier } from "../pki/algorithms.js";
-import { bitString, children, DerError, explicit, readDer, readOid, sequence } from "../pki/der.js";
-import type { SigningKey } from "./keystore.js";
 import {
-  type CertificateFields,
-  extensionValue,
-  readCertificate,
-  readResponseData,
-  readTbsCertificate,
-  readTbsCertList,
-  subjectPublicKeyBits,
-  type TbsCertificateFields,
-} from "./tbs.js";
+  findExtension,
+  type ParsedCertificate,
+  type ParsedTbsCertificate,
+  parseCertificate,
+  parseTbsCertificate,
+  verifyCertificateSignature,
+} from "../pki/certificate.js";
+import { bitString, children, DerError, explicit, readDer, readOid, sequence } from "../pki/der.js";
+import {
+  OID_CE_EXT_KEY_USAGE,
+  OID_EC_PUBLIC_KEY,
+  OID_KP_OCSP_SIGNING,
+  OID_RSA_ENCRYPTION,
+} from "../pki/oids.js";
+import type { SigningKey } from "./keystore.js";
+import { readResponseData, readTbsCertList } from "./tbs.js";
 
 const verifyInThreadpool = promisify(verify);
 
-const OID_EXT_KEY_USAGE = "2.5.29.37";
-const OID_KP_OCSP_SIGNING = "1.3.6.1.5.5.7.3.9";
 const OID_SHA1 = "1.3.14.3.2.26";
 const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
 
@@ -47,9 +50,6 @@ function publicKeyOf(spki: Buffer, what: string): KeyObject {
     throw new JpkiError("bad-input", `${what}: unreadable SubjectPublicKeyInfo`, { cause: error });
   }
 }
-
-const OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1";
-const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
 
 /**
  * The subject key is an RSA or EC SubjectPublicKeyInfo (RFC 5280 §4.1.2.7). A structural check: a
@@ -113,11 +113,11 @@ function expectAlgorithm(found: Buffer, key: SigningKey, what: string): Buffer {
  * `key`'s public key. Returns the Certificate DER.
  */
 export async function selfSign(key: SigningKey, tbsCertificate: Buffer): Promise<Buffer> {
-  const fields = read("TBSCertificate", () => readTbsCertificate(tbsCertificate));
-  const algorithm = expectAlgorithm(fields.signature, key, "TBSCertificate");
-  if (!fields.issuer.equals(fields.subject))
+  const fields = read("TBSCertificate", () => parseTbsCertificate(tbsCertificate));
+  const algorithm = expectAlgorithm(fields.signatureAlgorithm, key, "TBSCertificate");
+  if (!fields.issuerDer.equals(fields.subjectDer))
     throw new JpkiError("bad-input", "a self-signed TBSCertificate must have issuer equal to subject");
-  if (!fields.subjectPublicKeyInfo.equals(key.publicKeySpki))
+  if (!fields.spki.equals(key.publicKeySpki))
     throw new JpkiError("bad-input", `the TBSCertificate does not carry the public key of "${key.label}"`);
   const publicKey = publicKeyOf(key.publicKeySpki, `key "${key.label}"`);
   const signature = await signChecked(key, publicKey, tbsCertificate, "the self-signed certificate");
@@ -126,8 +126,8 @@ export async function selfSign(key: SigningKey, tbsCertificate: Buffer): Promise
 
 /** A CA certificate and the key it certifies, checked to belong together. */
 function caIdentity(key: SigningKey, caCertificate: Buffer, what: string) {
-  const certificate = read(what, () => readCertificate(caCertificate));
-  if (!certificate.fields.subjectPublicKeyInfo.equals(key.publicKeySpki))
+  const certificate = read(what, () => parseCertificate(caCertificate));
+  if (!certificate.spki.equals(key.publicKeySpki))
     throw new JpkiError("integrity", `${what} does not certify the public key of "${key.label}"`);
   return { certificate, publicKey: publicKeyOf(key.publicKeySpki, what) };
 }
@@ -137,7 +137,7 @@ function caIdentity(key: SigningKey, caCertificate: Buffer, what: string) {
  * carrying id-kp-OCSPSigning, signs the answers about that CA's certificates.
  */
 export class OcspSigner {
-  private readonly responder: CertificateFields;
+  private readonly responder: ParsedCertificate;
   private readonly publicKey: KeyObject;
   private readonly responderKeyHash: Buffer;
   private readonly issuerHashes: Map<string, { name: Buffer; key: Buffer }>;
@@ -155,26 +155,24 @@ export class OcspSigner {
     const identity = caIdentity(key, responderCertificate, "the OCSP responder certificate");
     this.responder = identity.certificate;
     this.publicKey = identity.publicKey;
-    const ca = read("the CA certificate", () => readCertificate(caCertificate));
-    if (!this.responder.fields.issuer.equals(ca.fields.subject))
+    const ca = read("the CA certificate", () => parseCertificate(caCertificate));
+    if (!this.responder.issuerDer.equals(ca.subjectDer))
       throw new JpkiError("integrity", "the OCSP responder certificate was not issued by this CA");
-    const caKey = publicKeyOf(ca.fields.subjectPublicKeyInfo, "the CA certificate");
-    const responderSigned = verifyWith(caKey, this.responder);
-    if (!responderSigned)
+    publicKeyOf(ca.spki, "the CA certificate"); // an unreadable CA key is bad input, not a bad signature
+    if (!verifyCertificateSignature(this.responder, ca.spki))
       throw new JpkiError(
         "integrity",
         "the OCSP responder certificate's signature does not verify with the CA key",
       );
-    if (!hasOcspSigning(this.responder.fields))
+    if (!hasOcspSigning(this.responder))
       throw new JpkiError(
         "integrity",
         "the OCSP responder certificate lacks id-kp-OCSPSigning (RFC 6960 §4.2.2.2)",
       );
-    this.responderKeyHash = sha("sha1", subjectPublicKeyBits(this.responder.fields.subjectPublicKeyInfo));
-    const caKeyBits = subjectPublicKeyBits(ca.fields.subjectPublicKeyInfo);
+    this.responderKeyHash = sha("sha1", this.responder.subjectPublicKey);
     this.issuerHashes = new Map([
-      [OID_SHA1, { name: sha("sha1", ca.fields.subject), key: sha("sha1", caKeyBits) }],
-      [OID_SHA256, { name: sha("sha256", ca.fields.subject), key: sha("sha256", caKeyBits) }],
+      [OID_SHA1, { name: sha("sha1", ca.subjectDer), key: sha("sha1", ca.subjectPublicKey) }],
+      [OID_SHA256, { name: sha("sha256", ca.subjectDer), key: sha("sha256", ca.subjectPublicKey) }],
     ]);
   }
 
@@ -185,7 +183,7 @@ export class OcspSigner {
   async signOcsp(tbsResponseData: Buffer): Promise<Buffer> {
     const data = read("ResponseData", () => readResponseData(tbsResponseData));
     if ("byName" in data.responderId) {
-      if (!data.responderId.byName.equals(this.responder.fields.subject))
+      if (!data.responderId.byName.equals(this.responder.subjectDer))
         throw new JpkiError("bad-input", "ResponseData responderID byName is not the responder's subject");
     } else if (!data.responderId.byKey.equals(this.responderKeyHash)) {
       // KeyHash: SHA-1 of the subjectPublicKey BIT STRING value (RFC 6960 §4.2.1).
@@ -222,18 +220,8 @@ function sha(algorithm: "sha1" | "sha256", data: Buffer): Buffer {
   return createHash(algorithm).update(data).digest();
 }
 
-/** Checks a certificate's signature (sha256 with RSA or ECDSA, the only algorithms we issue). */
-function verifyWith(publicKey: KeyObject, certificate: CertificateFields): boolean {
-  return verify(
-    "sha256",
-    certificate.tbs,
-    { key: publicKey, dsaEncoding: "der" },
-    certificate.signatureValue,
-  );
-}
-
-function hasOcspSigning(fields: TbsCertificateFields): boolean {
-  const value = extensionValue(fields, OID_EXT_KEY_USAGE);
+function hasOcspSigning(certificate: ParsedTbsCertificate): boolean {
+  const value = findExtension(certificate, OID_CE_EXT_KEY_USAGE)?.value;
   if (!value) return false;
   const purposes = children(readDer(value, { maxBytes: 4096, maxDepth: 2 }));
   return purposes.some((purpose) => readOid(purpose) === OID_KP_OCSP_SIGNING);
@@ -262,7 +250,7 @@ export class CertificateSigner {
   ) {
     const { certificate, publicKey } = caIdentity(key, caCertificate, "the CA certificate");
     this.caCertificate = caCertificate;
-    this.subject = certificate.fields.subject;
+    this.subject = certificate.subjectDer;
     this.publicKey = publicKey;
     this.algorithm = signatureAlgorithmIdentifier(key.algorithm);
     this.ocsp = options.ocspResponder
@@ -272,11 +260,11 @@ export class CertificateSigner {
 
   /** Signs a TBSCertificate (RFC 5280 §4.1.2) issued by this CA; returns the Certificate DER. */
   async issue(tbsCertificate: Buffer): Promise<Buffer> {
-    const fields = read("TBSCertificate", () => readTbsCertificate(tbsCertificate));
-    expectAlgorithm(fields.signature, this.key, "TBSCertificate");
-    if (!fields.issuer.equals(this.subject))
+    const fields = read("TBSCertificate", () => parseTbsCertificate(tbsCertificate));
+    expectAlgorithm(fields.signatureAlgorithm, this.key, "TBSCertificate");
+    if (!fields.issuerDer.equals(this.subject))
       throw new JpkiError("bad-input", "the TBSCertificate's issuer is not this CA's subject");
-    checkSubjectPublicKeyInfo(fields.subjectPublicKeyInfo);
+    checkSubjectPublicKeyInfo(fields.spki);
     const signature = await signChecked(this.key, this.publicKey, tbsCertificate, "the certificate");
     return assembleSigned(tbsCertificate, this.algorithm, signature);
   }

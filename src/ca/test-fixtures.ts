@@ -22,7 +22,7 @@ import {
   utf8String,
   x509Time,
 } from "../pki/der.js";
-import { subjectPublicKeyBits } from "./tbs.js";
+import { keyIdentifier } from "../pki/extensions.js";
 
 export const execFileAsync = promisify(execFile);
 
@@ -44,10 +44,6 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
   return critical
     ? sequence(oid(id), boolean(true), octetString(value))
     : sequence(oid(id), octetString(value));
-}
-
-function keyIdentifier(spki: Buffer): Buffer {
-  return createHash("sha1").update(subjectPublicKeyBits(spki)).digest();
 }
 
 export interface TbsOptions {
@@ -132,7 +128,7 @@ export function responseData(options: {
   const certId = sequence(
     sequence(oid("1.3.14.3.2.26"), NULL),
     octetString(sha1(options.caName)),
-    octetString(sha1(subjectPublicKeyBits(options.caSpki))),
+    octetString(keyIdentifier(options.caSpki)), // KeyHash: SHA-1 of the key bits, as method (1) of §4.2.1.2
     integer(options.serial),
   );
   const good = Buffer.from([0x80, 0x00]); // certStatus good [0] IMPLICIT NULL
@@ -144,7 +140,7 @@ export function responseData(options: {
   );
   const responderId = options.byName
     ? explicit(1, options.byName)
-    : explicit(2, octetString(sha1(subjectPublicKeyBits(options.responderSpki))));
+    : explicit(2, octetString(keyIdentifier(options.responderSpki)));
   return sequence(responderId, generalizedTime(now), sequence(single));
 }
 

@@ -11,11 +11,25 @@ import {
   keyAlgorithmOf,
   parseCertificate,
   parseName,
+  parseTbsCertificate,
   readJpkiSubjectAltName,
   renderName,
   verifyCertificateSignature,
 } from "./certificate.js";
-import { boolean, DerError, explicit, integer, octetString, oid, sequence, tlv, utcTime } from "./der.js";
+import {
+  bitString,
+  boolean,
+  DerError,
+  explicit,
+  integer,
+  octetString,
+  oid,
+  sequence,
+  setOf,
+  tlv,
+  utcTime,
+} from "./der.js";
+import { keyIdentifier } from "./extensions.js";
 import { encodeName } from "./names.js";
 import { pemDecode, pemDecodeAll, pemEncode } from "./pem.js";
 import { buildTestHierarchy, TEST_PERSON } from "./test-hierarchy.js";
@@ -172,6 +186,87 @@ describe("parseCertificate on hostile input", () => {
     );
     const falseCritical = sequence(oid(ku.oid), boolean(false), octetString(ku.value));
     assert.throws(() => parseCertificate(build(integer(5), [falseCritical])), /TRUE/);
+  });
+});
+
+describe("parseTbsCertificate (what the CA signer reads before signing)", () => {
+  test("reads the same fields as parseCertificate; subjectPublicKey is what key identifiers hash", () => {
+    for (const der of all) {
+      const cert = parseCertificate(der);
+      const { der: _der, serialHex: _hex, signature: _signature, ...tbsFields } = cert;
+      assert.deepEqual(parseTbsCertificate(cert.tbs), tbsFields);
+      assert.deepEqual(
+        Buffer.from(cert.subjectPublicKey),
+        Buffer.from(AsnConvert.parse(der, Certificate).tbsCertificate.subjectPublicKeyInfo.subjectPublicKey),
+      );
+      const ski = findExtension(cert, "2.5.29.14");
+      if (ski) assert.deepEqual(ski.value.subarray(2), keyIdentifier(cert.spki));
+    }
+  });
+
+  test("refuses what RFC 5280 §4.1 does not allow, naming the fault", () => {
+    const spki = parseCertificate(h.cardAuth).spki;
+    const alg = signatureAlgorithmIdentifier("rsa-2048");
+    const name = sequence(setOf(sequence(oid("2.5.4.3"), tlv(0x0c, Buffer.from("x")))));
+    const early = utcTime(new Date("2025-01-01T00:00:00Z"));
+    const late = utcTime(new Date("2026-01-01T00:00:00Z"));
+    const ext = explicit(3, sequence(sequence(oid("2.5.29.19"), octetString(sequence()))));
+    type Parts = {
+      version?: Buffer[];
+      serial?: Buffer;
+      alg?: Buffer;
+      issuer?: Buffer;
+      validity?: Buffer;
+      spki?: Buffer;
+      tail?: Buffer[];
+    };
+    const build = (p: Parts) =>
+      sequence(
+        ...(p.version ?? [explicit(0, integer(2))]),
+        p.serial ?? integer(5),
+        p.alg ?? alg,
+        p.issuer ?? name,
+        p.validity ?? sequence(early, late),
+        name,
+        p.spki ?? spki,
+        ...(p.tail ?? [ext]),
+      );
+    assert.equal(parseTbsCertificate(build({})).version, 3);
+    assert.equal(parseTbsCertificate(build({ version: [], tail: [] })).version, 1);
+    const cases: [Parts | Buffer, RegExp][] = [
+      [Buffer.concat([build({}), Buffer.from([0])]), /trailing bytes after the TBSCertificate/],
+      [sequence(Buffer.alloc(70 * 1024)), /exceeds the limit of 65536/],
+      [{ version: [explicit(0, integer(0))] }, /version 0 must be v2 \(1\) or v3 \(2\)/],
+      [{ version: [explicit(0, integer(3))] }, /version 3 must be/],
+      [{ version: [explicit(0, tlv(0x02, Buffer.from("0002", "hex")))] }, /non-minimal/],
+      [{ version: [] }, /extensions need v3/],
+      [{ serial: integer(Buffer.alloc(21, 1)) }, /longer than 20 octets/],
+      [{ serial: integer(0) }, /serialNumber must be positive/],
+      [{ serial: tlv(0x02, Buffer.alloc(0)) }, /empty INTEGER/],
+      [{ alg: sequence() }, /signature: malformed AlgorithmIdentifier/],
+      [{ issuer: sequence(setOf()) }, /issuer: empty RDN/],
+      [{ issuer: sequence(setOf(sequence(oid("2.5.4.3")))) }, /needs a type and a value/],
+      [{ validity: sequence(late, early) }, /notAfter is before notBefore/],
+      [{ spki: sequence(sequence(oid("1.2.840.113549.1.1.1"))) }, /expected algorithm and key/],
+      [{ spki: sequence(sequence(), bitString(Buffer.alloc(4))) }, /subjectPublicKeyInfo algorithm/],
+      [{ version: [explicit(0, integer(1))], tail: [ext] }, /extensions need v3/],
+      [{ version: [], tail: [tlv(0x81, Buffer.from([0]))] }, /unique identifiers need v2 or v3/],
+      [{ tail: [tlv(0x82, Buffer.from([0])), tlv(0x81, Buffer.from([0])), ext] }, /unexpected field 9/],
+      [{ tail: [explicit(3, sequence())] }, /SEQUENCE SIZE \(1\.\.MAX\)/],
+      [{ tail: [ext, ext] }, /unexpected field 9/],
+    ];
+    for (const [parts, message] of cases) {
+      const tbs = Buffer.isBuffer(parts) ? parts : build(parts);
+      assert.throws(
+        () => parseTbsCertificate(tbs),
+        (e: unknown) => e instanceof DerError && message.test(e.message),
+      );
+    }
+    const both = build({
+      version: [explicit(0, integer(1))],
+      tail: [tlv(0x81, Buffer.from([0])), tlv(0x82, Buffer.from([0]))],
+    });
+    assert.equal(parseTbsCertificate(both).version, 2);
   });
 });
 

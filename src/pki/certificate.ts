@@ -41,29 +41,38 @@ export interface CertificateExtension {
   readonly value: Buffer;
 }
 
-export interface ParsedCertificate {
-  /** The whole certificate. */
-  readonly der: Buffer;
+/** The fields of a TBSCertificate (RFC 5280 §4.1.2): what a CA signs, and what a certificate carries. */
+export interface ParsedTbsCertificate {
   /** The TBSCertificate, DER: what the signature covers. */
   readonly tbs: Buffer;
   /** 1, 2 or 3. */
   readonly version: number;
   /** The serial as a positive magnitude (no sign byte). */
   readonly serial: Buffer;
-  /** Lower-case hex of `serial` (serial.serialToHex form). */
-  readonly serialHex: string;
+  /**
+   * The TBS `signature` AlgorithmIdentifier, DER (§4.1.2.3); in a Certificate it equals the outer
+   * signatureAlgorithm, which parseCertificate checks.
+   */
+  readonly signatureAlgorithm: Buffer;
+  readonly signatureAlgorithmOid: string;
   readonly issuerDer: Buffer;
   readonly subjectDer: Buffer;
   readonly notBefore: Date;
   readonly notAfter: Date;
   /** SubjectPublicKeyInfo, DER. */
   readonly spki: Buffer;
-  readonly signatureAlgorithmOid: string;
-  /** The whole signatureAlgorithm AlgorithmIdentifier, DER. */
-  readonly signatureAlgorithm: Buffer;
+  /** The subjectPublicKey bits without the unused-bits octet: what key identifiers and OCSP key hashes cover. */
+  readonly subjectPublicKey: Buffer;
+  readonly extensions: readonly CertificateExtension[];
+}
+
+export interface ParsedCertificate extends ParsedTbsCertificate {
+  /** The whole certificate. */
+  readonly der: Buffer;
+  /** Lower-case hex of `serial` (serial.serialToHex form). */
+  readonly serialHex: string;
   /** The signature bits (a BIT STRING of whole bytes). */
   readonly signature: Buffer;
-  readonly extensions: readonly CertificateExtension[];
 }
 
 /** Certificates are small; anything larger or deeper than this is refused before parsing. */
@@ -72,97 +81,189 @@ export const CERTIFICATE_LIMITS: Required<ReadLimits> = { maxDepth: 16, maxBytes
 /**
  * Parses a DER certificate: `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
  * signatureValue }` (RFC 5280 §4.1). Throws DerError on anything malformed, including a TBS
- * signature algorithm different from the outer one (§4.1.1.2) and duplicate extensions (§4.2).
+ * signature algorithm different from the outer one (§4.1.1.2) and every fault parseTbsCertificate finds.
  */
 export function parseCertificate(der: Buffer, limits: ReadLimits = CERTIFICATE_LIMITS): ParsedCertificate {
   const top = expectTag(readDer(der, limits), Tag.sequence, "Certificate");
   const [tbsNode, algNode, sigNode, ...extra] = children(top);
   if (extra.length) throw new DerError("Certificate: unexpected fields after signatureValue");
   const tbs = expectTag(tbsNode, Tag.sequence, "tbsCertificate");
-  const signatureAlgorithm = expectTag(algNode, Tag.sequence, "signatureAlgorithm");
+  readAlgorithmIdentifier(algNode, "signatureAlgorithm");
   const signatureBits = expectTag(sigNode, Tag.bitString, "signatureValue");
   if (signatureBits.content.length < 1 || signatureBits.content[0] !== 0)
     throw new DerError("signatureValue: expected whole bytes");
+  const fields = tbsCertificateFields(tbs);
+  if (!fields.signatureAlgorithm.equals(algNode!.encoded))
+    throw new DerError("the TBS signature algorithm differs from signatureAlgorithm");
+  return {
+    ...fields,
+    der: top.encoded,
+    serialHex: fields.serial.toString("hex"),
+    signature: signatureBits.content.subarray(1),
+  };
+}
 
-  const fields = children(tbs);
+/**
+ * Reads and checks a TBSCertificate (RFC 5280 §4.1), as the CA signer does before signing; throws
+ * DerError naming the first fault. Stricter than a shape check: Names attribute by attribute,
+ * AlgorithmIdentifier and SPKI shapes, serial (§4.1.2.2), validity order, version rules, unique IDs
+ * and extensions (§4.2: no duplicates, DER `critical`).
+ */
+export function parseTbsCertificate(tbs: Buffer): ParsedTbsCertificate {
+  // The field-by-field reading bounds the depth itself (names, extensions: a fixed shape, values not
+  // descended into), so readDer's depth walk, which would read every node twice, is not needed: this
+  // runs for every certificate the signer issues.
+  if (tbs.length > CERTIFICATE_LIMITS.maxBytes)
+    throw new DerError(
+      `TBSCertificate of ${tbs.length} bytes exceeds the limit of ${CERTIFICATE_LIMITS.maxBytes}`,
+    );
+  const root = readTlvAt(tbs, 0);
+  if (root.encoded.length !== tbs.length) throw new DerError("trailing bytes after the TBSCertificate");
+  return tbsCertificateFields(expectTag(root, Tag.sequence, "TBSCertificate"));
+}
+
+const VERSION = 0xa0;
+const ISSUER_UNIQUE_ID = 0x81;
+const SUBJECT_UNIQUE_ID = 0x82;
+const EXTENSIONS = 0xa3;
+
+function tbsCertificateFields(root: DerNode): ParsedTbsCertificate {
+  const items = children(root);
   let i = 0;
   let version = 1;
-  if (fields[0]?.tag === 0xa0) {
-    const inner = children(fields[0]);
-    if (inner.length !== 1) throw new DerError("version: expected one INTEGER");
-    const v = readInteger(inner[0]!);
-    if (v !== 1n && v !== 2n) throw new DerError(`version: unknown value ${v}`);
-    version = Number(v) + 1;
+  if (items[0]?.tag === VERSION) {
+    const inner = children(items[0]);
+    if (inner.length !== 1) throw new DerError("version: [0] EXPLICIT must hold one INTEGER");
+    const v = expectTag(inner[0], Tag.integer, "version").content;
+    // v1 is the DEFAULT, so DER leaves it out (X.690 §11.5). One octet 1 or 2: read without bigint.
+    if (v.length !== 1 || (v[0] !== 1 && v[0] !== 2))
+      throw new DerError(`version ${readInteger(inner[0]!)} must be v2 (1) or v3 (2) when present`);
+    version = v[0] + 1;
     i++;
   }
-  const serialNode = expectTag(fields[i++], Tag.integer, "serialNumber");
-  if (readInteger(serialNode) <= 0n) throw new DerError("serialNumber: must be positive");
-  const serial = serialNode.content[0] === 0 ? serialNode.content.subarray(1) : serialNode.content;
-  const innerAlg = expectTag(fields[i++], Tag.sequence, "signature");
-  if (!innerAlg.encoded.equals(signatureAlgorithm.encoded))
-    throw new DerError("the TBS signature algorithm differs from signatureAlgorithm");
-  const issuer = expectTag(fields[i++], Tag.sequence, "issuer");
-  const validity = children(expectTag(fields[i++], Tag.sequence, "validity"));
-  if (validity.length !== 2) throw new DerError("validity: expected notBefore and notAfter");
-  const subject = expectTag(fields[i++], Tag.sequence, "subject");
-  const spki = expectTag(fields[i++], Tag.sequence, "subjectPublicKeyInfo");
-
-  let extensions: CertificateExtension[] = [];
-  for (; i < fields.length; i++) {
-    const field = fields[i]!;
-    if (field.tag === 0x81 || field.tag === 0x82) continue; // issuer/subjectUniqueID (§4.1.2.8)
-    if (field.tag !== 0xa3 || i !== fields.length - 1)
-      throw new DerError(`tbsCertificate: unexpected field with tag 0x${field.tag.toString(16)}`);
-    if (version !== 3) throw new DerError("extensions in a certificate that is not v3");
-    const inner = children(field);
-    if (inner.length !== 1) throw new DerError("extensions: expected one SEQUENCE");
-    extensions = parseExtensions(expectTag(inner[0], Tag.sequence, "extensions"));
+  const serial = serialMagnitude(expectTag(items[i++], Tag.integer, "serialNumber"));
+  const signature = items[i++];
+  const signatureAlgorithmOid = readAlgorithmIdentifier(signature, "signature");
+  const issuer = checkName(items[i++], "issuer");
+  const times = children(expectTag(items[i++], Tag.sequence, "validity"));
+  if (times.length !== 2) throw new DerError("validity must hold notBefore and notAfter");
+  const notBefore = readTime(times[0]!);
+  const notAfter = readTime(times[1]!);
+  if (notAfter < notBefore) throw new DerError("validity: notAfter is before notBefore");
+  const subject = checkName(items[i++], "subject");
+  const spki = expectTag(items[i++], Tag.sequence, "subjectPublicKeyInfo");
+  const spkiParts = children(spki);
+  if (spkiParts.length !== 2) throw new DerError("subjectPublicKeyInfo: expected algorithm and key");
+  readAlgorithmIdentifier(spkiParts[0], "subjectPublicKeyInfo algorithm");
+  const subjectPublicKey = expectTag(spkiParts[1], Tag.bitString, "subjectPublicKey");
+  // issuerUniqueID [1], subjectUniqueID [2], in that order (§4.1.2.8).
+  for (const tag of [ISSUER_UNIQUE_ID, SUBJECT_UNIQUE_ID]) {
+    if (items[i]?.tag !== tag) continue;
+    if (version < 2) throw new DerError("unique identifiers need v2 or v3");
+    i++;
   }
-
+  let extensions: CertificateExtension[] = [];
+  if (items[i]?.tag === EXTENSIONS) {
+    if (version !== 3) throw new DerError("extensions need v3");
+    extensions = readExtensions(items[i]!, "extensions");
+    i++;
+  }
+  if (i !== items.length) throw new DerError(`unexpected field ${i + 1} in TBSCertificate`);
   return {
-    der: top.encoded,
-    tbs: tbs.encoded,
+    tbs: root.encoded,
     version,
     serial,
-    serialHex: serial.toString("hex"),
-    issuerDer: issuer.encoded,
-    subjectDer: subject.encoded,
-    notBefore: readTime(validity[0]!),
-    notAfter: readTime(validity[1]!),
+    signatureAlgorithm: signature!.encoded,
+    signatureAlgorithmOid,
+    issuerDer: issuer,
+    subjectDer: subject,
+    notBefore,
+    notAfter,
     spki: spki.encoded,
-    signatureAlgorithmOid: readOid(expectTag(children(signatureAlgorithm)[0], Tag.oid, "algorithm")),
-    signatureAlgorithm: signatureAlgorithm.encoded,
-    signature: signatureBits.content.subarray(1),
+    subjectPublicKey: subjectPublicKey.content.subarray(1),
     extensions,
   };
 }
 
-function parseExtensions(node: DerNode): CertificateExtension[] {
+/**
+ * CertificateSerialNumber (RFC 5280 §4.1.2.2): positive, at most 20 octets. The common case is
+ * checked on the octets (minimal, sign bit clear, not zero); anything else goes to readInteger,
+ * which names the DER fault, or is refused as not positive.
+ */
+function serialMagnitude(node: DerNode): Buffer {
+  const c = node.content;
+  const positiveAndMinimal =
+    c.length > 0 && !(c[0]! & 0x80) && (c[0] !== 0 || (c.length > 1 && (c[1]! & 0x80) !== 0));
+  if (!positiveAndMinimal) {
+    readInteger(node);
+    throw new DerError("serialNumber must be positive");
+  }
+  if (c.length > 20) throw new DerError("serialNumber is longer than 20 octets");
+  return c[0] === 0 ? c.subarray(1) : c;
+}
+
+/**
+ * Name ::= SEQUENCE OF RelativeDistinguishedName, RDN ::= SET SIZE (1..MAX) OF AttributeTypeAndValue
+ * (RFC 5280 §4.1.2.4), checked attribute by attribute; returns the Name's DER. parseName decodes one.
+ */
+export function checkName(node: DerNode | undefined, what: string): Buffer {
+  const name = expectTag(node, Tag.sequence, what);
+  for (const rdn of children(name)) {
+    expectTag(rdn, Tag.set, `${what} RDN`);
+    const attributes = children(rdn);
+    if (attributes.length === 0) throw new DerError(`${what}: empty RDN`);
+    for (const attribute of attributes) {
+      const parts = children(expectTag(attribute, Tag.sequence, `${what} attribute`));
+      if (parts.length !== 2) throw new DerError(`${what}: AttributeTypeAndValue needs a type and a value`);
+      readOid(parts[0]!);
+    }
+  }
+  return name.encoded;
+}
+
+/**
+ * AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL } (RFC 5280 §4.1.1.2);
+ * returns the algorithm OID (the caller has the DER in `node.encoded`).
+ */
+export function readAlgorithmIdentifier(node: DerNode | undefined, what: string): string {
+  const parts = children(expectTag(node, Tag.sequence, what));
+  if (parts.length < 1 || parts.length > 2) throw new DerError(`${what}: malformed AlgorithmIdentifier`);
+  return readOid(parts[0]!);
+}
+
+/**
+ * `[n] EXPLICIT Extensions`, Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (RFC 5280 §4.1.2.9;
+ * also crlExtensions §5.1.2.7 and OCSP responseExtensions). At most one instance of each extension
+ * (§4.2); `critical` DEFAULT FALSE is absent when false (X.690 §11.5).
+ */
+export function readExtensions(wrapper: DerNode, what: string): CertificateExtension[] {
+  const inner = children(wrapper);
+  if (inner.length !== 1) throw new DerError(`${what}: [n] EXPLICIT must hold one SEQUENCE`);
+  const list = children(expectTag(inner[0], Tag.sequence, what));
+  if (list.length === 0) throw new DerError(`${what}: Extensions ::= SEQUENCE SIZE (1..MAX)`);
   const out: CertificateExtension[] = [];
   const seen = new Set<string>();
-  for (const ext of children(node)) {
-    const parts = children(expectTag(ext, Tag.sequence, "Extension"));
-    const extnId = readOid(expectTag(parts[0], Tag.oid, "extnID"));
-    let critical = false;
-    let valueNode = parts[1];
-    if (valueNode?.tag === Tag.boolean) {
-      // DER: a present critical flag is TRUE, encoded as FF (X.690 §11.1, §11.5).
-      if (valueNode.content.length !== 1 || valueNode.content[0] !== 0xff)
-        throw new DerError(`extension ${extnId}: critical must be encoded TRUE (FF) when present`);
-      critical = true;
-      valueNode = parts[2];
+  for (const extension of list) {
+    const parts = children(expectTag(extension, Tag.sequence, "Extension"));
+    const id = readOid(expectTag(parts[0], Tag.oid, "extnID"));
+    if (seen.has(id)) throw new DerError(`${what}: extension ${id} appears twice`);
+    seen.add(id);
+    let i = 1;
+    const critical = parts[i]?.tag === Tag.boolean;
+    if (critical) {
+      if (parts[i]!.content.length !== 1 || parts[i]!.content[0] !== 0xff)
+        throw new DerError(`extension ${id}: critical must be TRUE (0xFF) when present`);
+      i++;
     }
-    const value = expectTag(valueNode, Tag.octetString, `extension ${extnId} value`);
-    if (parts.length !== (critical ? 3 : 2)) throw new DerError(`extension ${extnId}: unexpected fields`);
-    if (seen.has(extnId)) throw new DerError(`extension ${extnId} appears twice`);
-    seen.add(extnId);
-    out.push({ oid: extnId, critical, value: value.content });
+    const value = expectTag(parts[i], Tag.octetString, `extension ${id} extnValue`);
+    if (i + 1 !== parts.length) throw new DerError(`extension ${id}: unexpected field`);
+    out.push({ oid: id, critical, value: value.content });
   }
   return out;
 }
 
 /** The extension with this OID, if present. */
-export function findExtension(cert: ParsedCertificate, extnId: string): CertificateExtension | undefined {
+export function findExtension(cert: ParsedTbsCertificate, extnId: string): CertificateExtension | undefined {
   return cert.extensions.find((e) => e.oid === extnId);
 }
 

@@ -3,7 +3,7 @@
  * person and the card, J-LIS issues the card's two certificates, and the card's JPKI-AP contents are
  * written to a card state file for the card emulator (DESIGN §4 flow 1).
  */
-import { generateKeyPair, type KeyObject, randomInt } from "node:crypto";
+import { generateKeyPair, type KeyObject, randomInt, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -33,6 +33,7 @@ import {
   parseBirthDate,
 } from "../pki/validity.js";
 import { issueCertificates } from "../registry/issuance.js";
+import { insertCard, insertPerson } from "../registry/registry.js";
 import type { Authority } from "../server/authority.js";
 
 const generateRsaKeyPair = promisify(generateKeyPair);
@@ -125,58 +126,88 @@ export async function issueMyNumberCard(
   const validity = citizenCertificateValidity(person.birthDate, now, cardExpiry);
   const [signKeys, authKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair()]);
 
-  const registry = authority.registry;
-  const personRecord = await registry.addPerson({
-    name: person.name,
-    sex: String(person.sex),
-    birthDate: formatDate(person.birthDate),
-    address: person.address,
-    residence: residence ?? null,
-  });
-  const card = await registry.addCard({
-    personId: personRecord.id,
-    cardNumber: cardNumber(),
-    issuedAt: now,
-    expiresAt: cardExpiry,
-  });
-
-  const common = { medium: "card" as const, personId: personRecord.id, cardId: card.id, ...validity };
+  // The person, the card and the certificates' pending rows go into one transaction (beforePending):
+  // a refused or failed issuance leaves no person or card behind.
+  const personId = randomUUID();
+  const cardId = randomUUID();
+  const cardState = path.join(authority.cardsDir, `${cardId}.json`);
+  const actor = "ra:card-issuance";
+  const common = { medium: "card" as const, personId, cardId, ...validity };
   const base = { baseUrl: authority.config.baseUrl, validity };
   const spki = (key: KeyObject) => key.export({ type: "spki", format: "der" });
-  const [signResult, authResult] = await issueCertificates(registry.db, authority.signers, [
+  const [signResult, authResult] = await issueCertificates(
+    authority.registry.db,
+    authority.signers,
+    [
+      {
+        ...common,
+        issuer: "sign",
+        kind: "card-sign",
+        buildTbs: (serial, shard) =>
+          cardSigningCertificateTbs({
+            ...base,
+            serial,
+            shard,
+            issuer: authority.issuerKey("sign"),
+            subjectSpki: spki(signKeys.publicKey),
+            person,
+          }),
+      },
+      {
+        ...common,
+        issuer: "auth",
+        kind: "card-auth",
+        buildTbs: (serial, shard) =>
+          cardAuthenticationCertificateTbs({
+            ...base,
+            serial,
+            shard,
+            issuer: authority.issuerKey("auth"),
+            subjectSpki: spki(authKeys.publicKey),
+          }),
+      },
+    ],
     {
-      ...common,
-      issuer: "sign",
-      kind: "card-sign",
-      buildTbs: (serial, shard) =>
-        cardSigningCertificateTbs({
-          ...base,
-          serial,
-          shard,
-          issuer: authority.issuerKey("sign"),
-          subjectSpki: spki(signKeys.publicKey),
-          person,
-        }),
+      actor,
+      async beforePending(trx) {
+        await insertPerson(
+          trx,
+          {
+            id: personId,
+            name: person.name,
+            sex: String(person.sex),
+            birthDate: formatDate(person.birthDate),
+            address: person.address,
+            residence: residence ?? null,
+          },
+          actor,
+        );
+        await insertCard(
+          trx,
+          {
+            id: cardId,
+            personId,
+            cardNumber: cardNumber(),
+            issuedAt: now,
+            expiresAt: cardExpiry,
+            statePath: cardState,
+          },
+          actor,
+        );
+      },
     },
-    {
-      ...common,
-      issuer: "auth",
-      kind: "card-auth",
-      buildTbs: (serial, shard) =>
-        cardAuthenticationCertificateTbs({
-          ...base,
-          serial,
-          shard,
-          issuer: authority.issuerKey("auth"),
-          subjectSpki: spki(authKeys.publicKey),
-        }),
-    },
-  ]);
+  );
   if (!signResult?.ok || !authResult?.ok) {
+    // The card never reaches its holder: it is void, and no card state file is written. A certificate
+    // left pending (signer unavailable) is finished at the next start and belongs to the void card.
     const failed = [signResult, authResult].find((r) => r && !r.ok);
+    const reason = failed && !failed.ok ? failed.reason : "unknown";
+    await authority.registry.setCardStatus(cardId, "void", `personalisation failed: ${reason}`, actor);
     throw new JpkiError(
-      "internal",
-      `the card's certificates could not be issued: ${failed && !failed.ok ? failed.reason : "unknown"}`,
+      failed && !failed.ok && failed.reason.startsWith("signer unavailable")
+        ? "signer-unavailable"
+        : "internal",
+      `the card's certificates could not be issued (${reason}); card ${cardId} is void, try again later`,
     );
   }
 
@@ -187,8 +218,8 @@ export async function issueMyNumberCard(
     product: "my-number-card",
     tokenLabel: TOKEN_LABEL.myNumberCard,
     atr: MY_NUMBER_CARD_ATR,
-    cardId: card.id,
-    personId: personRecord.id,
+    cardId,
+    personId,
     // EF numbers of the JPKI-AP (JPKI-FACTS §1).
     files: {
       "0001": signResult.der.toString("base64"),
@@ -200,13 +231,11 @@ export async function issueMyNumberCard(
     pins: { "0018": newPinState("auth", authPin), "001B": newPinState("sign", signPassword) },
   };
   mkdirSync(authority.cardsDir, { recursive: true, mode: 0o700 });
-  const cardState = path.join(authority.cardsDir, `${card.id}.json`);
   saveCardState(cardState, state);
-  await registry.setCardStatePath(card.id, cardState);
 
   return {
-    citizenId: personRecord.id,
-    cardId: card.id,
+    citizenId: personId,
+    cardId,
     cardState,
     authSerial: authResult.serial,
     signSerial: signResult.serial,

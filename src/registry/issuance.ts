@@ -70,6 +70,11 @@ export interface IssuanceOptions {
   /** Recorded in the audit log and lifecycle events (default `registry`). */
   actor?: string;
   /**
+   * Runs first in the transaction that stores the pending rows: rows the certificates refer to (a new
+   * person and card) are written here, so they exist together with their certificates or not at all.
+   */
+  beforePending?(trx: Kysely<RegistrySchema>): Promise<void>;
+  /**
    * Runs inside the transaction that stores the pending rows: a policy check that throws (double
    * issuance) stops the whole batch before anything is signed.
    */
@@ -420,6 +425,7 @@ export async function issueCertificates(
 
   // 1. Store serial + TBS before anything is signed.
   await db.transaction().execute(async (trx) => {
+    if (options.beforePending) await options.beforePending(trx);
     await storePending(trx, prepared, shards, actor, serialSource);
     if (options.onPending) await options.onPending(trx, prepared);
   });

@@ -123,6 +123,71 @@ const toSim = (r: SimsTable): SimRecord => ({
   updatedAt: r.updated_at,
 });
 
+/**
+ * Registers a person inside the caller's transaction, audited there: a flow that must register a
+ * person together with other rows (a card and its certificates) uses it in its own transaction.
+ */
+export async function insertPerson(
+  trx: Kysely<RegistrySchema>,
+  person: NewPerson & { id?: string },
+  actor: string,
+): Promise<PersonRecord> {
+  const now = isoTime();
+  const row: PersonsTable = {
+    id: person.id ?? randomUUID(),
+    name: requireText(person.name, "name"),
+    sex: requireText(person.sex, "sex", 20),
+    birth_date: requireDate(person.birthDate, "birth date"),
+    address: requireText(person.address, "address"),
+    residence:
+      person.residence == null || person.residence === "" ? null : requireText(person.residence, "residence"),
+    created_at: now,
+    updated_at: now,
+  };
+  await trx.insertInto("persons").values(row).execute();
+  await appendAudit(trx, { actor, action: "person.add", subject: row.id, details: { ...toPerson(row) } });
+  return toPerson(row);
+}
+
+/** Registers a card inside the caller's transaction, audited there (see insertPerson). */
+export async function insertCard(
+  trx: Kysely<RegistrySchema>,
+  card: NewCard & { id?: string },
+  actor: string,
+): Promise<CardRecord> {
+  if (!(card.issuedAt.getTime() < card.expiresAt.getTime()))
+    throw new JpkiError("bad-input", "a card must be issued before it expires");
+  const now = isoTime();
+  const row: CardsTable = {
+    id: card.id ?? randomUUID(),
+    person_id: card.personId,
+    card_number: requireText(card.cardNumber, "card number", 64),
+    issued_at: isoTime(card.issuedAt),
+    expires_at: isoTime(card.expiresAt),
+    status: "active",
+    state_path: card.statePath ?? null,
+    created_at: now,
+    updated_at: now,
+  };
+  const person = await trx
+    .selectFrom("persons")
+    .select("id")
+    .where("id", "=", card.personId)
+    .executeTakeFirst();
+  if (!person) throw new JpkiError("not-found", `no person ${card.personId}`);
+  try {
+    await trx.insertInto("cards").values(row).execute();
+  } catch (error) {
+    if (isUniqueViolation(error))
+      throw new JpkiError("conflict", `card number ${card.cardNumber} is already registered`, {
+        cause: error,
+      });
+    throw error;
+  }
+  await appendAudit(trx, { actor, action: "card.add", subject: row.id, details: { ...toCard(row) } });
+  return toCard(row);
+}
+
 function requireText(value: unknown, what: string, max = 1000): string {
   if (typeof value !== "string" || value.trim() === "")
     throw new JpkiError("bad-input", `${what} is required`);
@@ -183,25 +248,7 @@ export class Registry {
   }
 
   async addPerson(person: NewPerson, actor = this.#actor): Promise<PersonRecord> {
-    const now = isoTime();
-    const row: PersonsTable = {
-      id: randomUUID(),
-      name: requireText(person.name, "name"),
-      sex: requireText(person.sex, "sex", 20),
-      birth_date: requireDate(person.birthDate, "birth date"),
-      address: requireText(person.address, "address"),
-      residence:
-        person.residence == null || person.residence === ""
-          ? null
-          : requireText(person.residence, "residence"),
-      created_at: now,
-      updated_at: now,
-    };
-    await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto("persons").values(row).execute();
-      await appendAudit(trx, { actor, action: "person.add", subject: row.id, details: { ...toPerson(row) } });
-    });
-    return toPerson(row);
+    return this.db.transaction().execute((trx) => insertPerson(trx, person, actor));
   }
 
   async getPerson(id: string): Promise<PersonRecord | undefined> {
@@ -222,39 +269,7 @@ export class Registry {
   }
 
   async addCard(card: NewCard, actor = this.#actor): Promise<CardRecord> {
-    if (!(card.issuedAt.getTime() < card.expiresAt.getTime()))
-      throw new JpkiError("bad-input", "a card must be issued before it expires");
-    const now = isoTime();
-    const row: CardsTable = {
-      id: randomUUID(),
-      person_id: card.personId,
-      card_number: requireText(card.cardNumber, "card number", 64),
-      issued_at: isoTime(card.issuedAt),
-      expires_at: isoTime(card.expiresAt),
-      status: "active",
-      state_path: card.statePath ?? null,
-      created_at: now,
-      updated_at: now,
-    };
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        const person = await trx
-          .selectFrom("persons")
-          .select("id")
-          .where("id", "=", card.personId)
-          .executeTakeFirst();
-        if (!person) throw new JpkiError("not-found", `no person ${card.personId}`);
-        await trx.insertInto("cards").values(row).execute();
-        await appendAudit(trx, { actor, action: "card.add", subject: row.id, details: { ...toCard(row) } });
-      });
-    } catch (error) {
-      if (isUniqueViolation(error))
-        throw new JpkiError("conflict", `card number ${card.cardNumber} is already registered`, {
-          cause: error,
-        });
-      throw error;
-    }
-    return toCard(row);
+    return this.db.transaction().execute((trx) => insertCard(trx, card, actor));
   }
 
   async getCard(id: string): Promise<CardRecord | undefined> {
@@ -281,6 +296,24 @@ export class Registry {
         .executeTakeFirst();
       if (updated.numUpdatedRows !== 1n) throw new JpkiError("not-found", `no card ${id}`);
       await appendAudit(trx, { actor, action: "card.state-path", subject: id, details: { statePath } });
+    });
+  }
+
+  /**
+   * Changes a card's status, audited: `void` when its personalisation failed (the card never reached
+   * the holder); the lifecycle adds lost, returned and the rest.
+   */
+  async setCardStatus(id: string, status: string, reason: string, actor = this.#actor): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const card = await trx.selectFrom("cards").select("status").where("id", "=", id).executeTakeFirst();
+      if (!card) throw new JpkiError("not-found", `no card ${id}`);
+      await trx.updateTable("cards").set({ status, updated_at: isoTime() }).where("id", "=", id).execute();
+      await appendAudit(trx, {
+        actor,
+        action: "card.status",
+        subject: id,
+        details: { from: card.status, to: status, reason },
+      });
     });
   }
 
