@@ -253,7 +253,7 @@ export class Pkcs11KeyStore implements KeyStore {
         { type: pkcs11js.CKA_SENSITIVE },
         { type: pkcs11js.CKA_EXTRACTABLE },
       ]);
-      // The keys must never leave the HSM (issue 2): refuse one that could.
+      // The keys must never leave the HSM: refuse one that could.
       if (!isTrue(sensitive?.value) || isTrue(extractable?.value))
         throw new JpkiError(
           "integrity",

@@ -1,5 +1,5 @@
 /**
- * The crash test (issue 2): a child process issues batches and is SIGKILLed at random moments, several
+ * The crash test: a child process issues batches and is SIGKILLed at random moments, several
  * times; after restart and recovery no signed certificate is unknown to the registry, no serial is used
  * twice, nothing stays pending, every finished issuance reads back, and the audit chain verifies.
  */

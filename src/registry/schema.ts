@@ -40,7 +40,7 @@ export const certificateMedia: readonly CertificateMedium[] = ["card", "sim", "n
 
 /**
  * `pending`: serial and TBS stored, not (known to be) signed. `issued`: DER stored. `failed`: could not
- * be finished; the TBS stays for the record. The lifecycle (issue 4) adds the rest.
+ * be finished; the TBS stays for the record. The lifecycle adds the rest.
  */
 export type CertificateStatus = "pending" | "issued" | "failed" | "suspended" | "revoked" | "expired";
 
