@@ -1,7 +1,6 @@
 import { auditHead, verifyAudit } from "../../registry/audit.js";
-import { openAuthority } from "../../server/authority.js";
 import { type Command, printResult } from "../command.js";
-import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption } from "./options.js";
+import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
 
 export const auditVerify: Command = {
   name: "audit verify",
@@ -19,8 +18,7 @@ ${JSON_HELP}
 `,
   options: { ...dataOption, ...jsonOption },
   async run(values) {
-    const authority = await openAuthority(dataDir(values), { actor: "cli:audit-verify" });
-    try {
+    return withAuthority(values, "cli:audit-verify", async (authority) => {
       const findings = await verifyAudit(authority.registry.db);
       const head = await auditHead(authority.registry.db);
       printResult(values.json === true, { ok: findings.length === 0, head, findings }, (r) =>
@@ -32,8 +30,6 @@ ${JSON_HELP}
             ].join("\n"),
       );
       return findings.length === 0 ? 0 : 1;
-    } finally {
-      await authority.close();
-    }
+    });
   },
 };

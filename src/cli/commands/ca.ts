@@ -2,10 +2,10 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseCertificate, renderName } from "../../pki/certificate.js";
 import { pemEncode } from "../../pki/pem.js";
-import { type Authority, DEFAULT_BASE_URL, initAuthority, openAuthority } from "../../server/authority.js";
+import { type Authority, DEFAULT_BASE_URL, initAuthority } from "../../server/authority.js";
 import { writeFileAtomic } from "../../util/fs.js";
 import { type Command, printResult, stringOption } from "../command.js";
-import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption } from "./options.js";
+import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
 
 /** The PEM files `ca export` writes, by certificate. */
 function exportedFiles(authority: Authority): Record<string, Buffer> {
@@ -102,8 +102,7 @@ ${JSON_HELP}
   options: { ...dataOption, ...jsonOption, out: { type: "string" } },
   async run(values) {
     const out = path.resolve(stringOption(values, "out", true));
-    const authority = await openAuthority(dataDir(values));
-    try {
+    return withAuthority(values, "cli", async (authority) => {
       const files = exportedFiles(authority);
       mkdirSync(out, { recursive: true });
       for (const [file, der] of Object.entries(files))
@@ -112,9 +111,7 @@ ${JSON_HELP}
       printResult(values.json === true, { files: written }, (r) =>
         r.files.map((f) => `${f.path}  ${f.subject} (serial ${f.serial})`).join("\n"),
       );
-    } finally {
-      await authority.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };

@@ -3,9 +3,8 @@ import { parseCertificate, renderName } from "../../pki/certificate.js";
 import { pemEncode } from "../../pki/pem.js";
 import { type CertificateRecord, getCertificate, listCertificates } from "../../registry/issuance.js";
 import { type CertificateKind, type CertificateStatus, certificateKinds } from "../../registry/schema.js";
-import { openAuthority } from "../../server/authority.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
-import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption } from "./options.js";
+import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
 
 const certificateStatuses: readonly CertificateStatus[] = [
   "pending",
@@ -63,8 +62,7 @@ ${JSON_HELP}
       throw new UsageError(`unknown status ${status}`);
     const limit = Number(stringOption(values, "limit") ?? 1000);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit must be a positive integer");
-    const authority = await openAuthority(dataDir(values), { actor: "cli:cert-list" });
-    try {
+    return withAuthority(values, "cli:cert-list", async (authority) => {
       const items: ReturnType<typeof summary>[] = [];
       let after: string | undefined;
       do {
@@ -86,10 +84,8 @@ ${JSON_HELP}
               )
               .join("\n"),
       );
-    } finally {
-      await authority.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };
 
@@ -109,8 +105,7 @@ ${JSON_HELP}
   positionals: { min: 1, max: 1, names: "SERIAL" },
   async run(values, positionals) {
     const serial = positionals[0]!;
-    const authority = await openAuthority(dataDir(values), { actor: "cli:cert-show" });
-    try {
+    return withAuthority(values, "cli:cert-show", async (authority) => {
       const record = await getCertificate(authority.registry.db, serial);
       if (!record)
         throw new JpkiError(
@@ -133,9 +128,7 @@ ${JSON_HELP}
           .map(([key, value]) => `${key.padEnd(13)} ${value}`)
           .join("\n"),
       );
-    } finally {
-      await authority.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };

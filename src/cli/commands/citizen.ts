@@ -1,7 +1,6 @@
 import { DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../../ra/card-issuance.js";
-import { openAuthority } from "../../server/authority.js";
 import { type Command, printResult, stringOption } from "../command.js";
-import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption } from "./options.js";
+import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
 
 export const citizenAdd: Command = {
   name: "citizen add",
@@ -51,8 +50,7 @@ Example:
       authPin: stringOption(values, "auth-pin"),
       signPassword: stringOption(values, "sign-password"),
     };
-    const authority = await openAuthority(dataDir(values), { actor: "cli:citizen-add" });
-    try {
+    return withAuthority(values, "cli:citizen-add", async (authority) => {
       const card = await issueMyNumberCard(authority, citizen);
       printResult(values.json === true, card, (c) =>
         [
@@ -63,9 +61,7 @@ Example:
           `  certificates valid to:  ${c.certificatesExpire}   card valid to: ${c.cardExpires}`,
         ].join("\n"),
       );
-    } finally {
-      await authority.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };

@@ -1,4 +1,5 @@
 /** Options several commands share. */
+import { type Authority, openAuthority } from "../../server/authority.js";
 import type { OptionValues } from "../command.js";
 
 export const dataOption = { data: { type: "string" } } as const;
@@ -10,4 +11,21 @@ export const JSON_HELP = "  --json          print JSON for scripts instead of te
 export function dataDir(values: OptionValues): string {
   const value = values.data;
   return typeof value === "string" ? value : (process.env.JPKI_DATA ?? ".jpki");
+}
+
+/**
+ * Opens the data directory's authority for one command and closes it afterwards, whatever happens.
+ * The command's result (an exit status, or undefined for 0) passes through.
+ */
+export async function withAuthority(
+  values: OptionValues,
+  actor: string,
+  body: (authority: Authority) => Promise<number | undefined>,
+): Promise<number | undefined> {
+  const authority = await openAuthority(dataDir(values), { actor });
+  try {
+    return (await body(authority)) ?? undefined;
+  } finally {
+    await authority.close();
+  }
 }
