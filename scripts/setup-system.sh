@@ -9,6 +9,11 @@ packages=(
   libnss3-tools    # certutil, vfychain, crlutil: a third one
   softhsm2         # PKCS#11 token for the HSM key store tests
   sqlite3          # to inspect the embedded registry by hand
+  pcscd            # PC/SC daemon: real middleware talks to our emulated cards through it
+  vsmartcard-vpcd  # virtual PC/SC reader that emulated cards connect to
+  opensc           # OpenSC (jpki driver, pkcs11-tool, pkcs15-tool): the independent card reader
+  pcsc-tools       # pcsc_scan, scriptor
+  libpcsclite-dev  # headers for the smartcard npm package (PC/SC client)
 )
 
 missing=()
