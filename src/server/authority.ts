@@ -15,7 +15,6 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { KeyStore, SigningKey } from "../ca/keystore.js";
 import { openKeyStore } from "../ca/open-keystore.js";
-import { redact } from "../ca/pkcs11-uri.js";
 import { CertificateSigner, selfSign } from "../ca/signer.js";
 import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, resolvePassphrase } from "../ca/software-keystore.js";
 import { JpkiError } from "../errors.js";
@@ -139,7 +138,18 @@ function readConfig(dataDir: string): AuthorityConfig {
       "not-found",
       `no CA in ${dataDir}: create one with \`jpki-mobile ca init --data ${dataDir}\``,
     );
-  const config = JSON.parse(readFileSync(file, "utf8")) as AuthorityConfig;
+  let config: AuthorityConfig;
+  try {
+    config = JSON.parse(readFileSync(file, "utf8")) as AuthorityConfig;
+  } catch (cause) {
+    throw new JpkiError(
+      "bad-input",
+      `${file} is not readable JSON: restore it or create a new data directory`,
+      {
+        cause,
+      },
+    );
+  }
   if (config.format !== CONFIG_FORMAT || config.version !== 1)
     throw new JpkiError(
       "bad-input",
@@ -353,10 +363,7 @@ export async function openAuthority(
     const openedRegistry = registry;
     return {
       dataDir,
-      config: {
-        ...config,
-        keystore: config.keystore.startsWith("pkcs11:") ? redact(config.keystore) : config.keystore,
-      },
+      config,
       registry,
       keystore,
       certificates,
