@@ -7,6 +7,7 @@ import { type Command, parseCommandArgs, UsageError } from "./command.js";
 import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
+import { cardServe, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
 
@@ -14,6 +15,8 @@ export const commands: readonly Command[] = [
   caInit,
   caExport,
   citizenAdd,
+  cardServe,
+  simServe,
   certList,
   certShow,
   auditVerify,

@@ -1,0 +1,101 @@
+/**
+ * `card serve` and `sim serve`: put an emulated My Number card or SIM applet into pcscd's virtual reader
+ * (vsmartcard vpcd), so PC/SC middleware such as OpenSC uses it as a real card.
+ */
+import type { EmulatedCard } from "../../card/card.js";
+import { openMyNumberCard } from "../../card/mynacard.js";
+import { openSimAppletCard } from "../../card/sim-applet-card.js";
+import { formatVpcdAddress, parseVpcdAddress, serveCardOverVpcd, type VpcdEvent } from "../../card/vpcd.js";
+import { type Command, type OptionValues, stringOption } from "../command.js";
+
+const SERVE_OPTIONS = {
+  state: { type: "string" },
+  vpcd: { type: "string" },
+  trace: { type: "boolean" },
+} as const;
+
+function serveHelp(name: string, what: string, stateFrom: string): string {
+  return `
+Usage: jpki-mobile ${name} --state FILE [--vpcd HOST:PORT] [--trace]
+
+Connects ${what}
+to vsmartcard's vpcd (the virtual reader pcscd loads), so PC/SC programs (opensc-tool,
+pkcs15-tool, pkcs11-tool, pcsc_scan) see it in the reader "Virtual PCD 00 00". Reconnects when
+pcscd restarts; runs until interrupted (Ctrl-C, SIGTERM). Changes (PIN tries, blocked PINs)
+are written to the state file as the card makes them.
+
+  --state FILE       the card's JPKI-AP state file (${stateFrom})
+  --vpcd HOST:PORT   vpcd's address (default 127.0.0.1:35963, slot 0; slot n is port 35963+n)
+  --trace            print every command and response APDU as hex, and power events
+`;
+}
+
+function describeEvent(event: VpcdEvent, address: string): string | undefined {
+  switch (event.type) {
+    case "active":
+      return `in the reader (vpcd ${address} is polling the card)`;
+    case "disconnected":
+      return `vpcd ${address}: ${event.reason}; retrying in ${event.retryInMs} ms`;
+    case "card-error":
+      return `card error: ${(event.error as Error)?.stack ?? event.error}`;
+    default:
+      return undefined;
+  }
+}
+
+async function serve(
+  values: OptionValues,
+  label: string,
+  open: (statePath: string) => EmulatedCard,
+): Promise<number> {
+  const statePath = stringOption(values, "state", true);
+  const address = parseVpcdAddress(stringOption(values, "vpcd") ?? "");
+  const card = open(statePath);
+  const where = formatVpcdAddress(address);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  say(`serving ${label} ${statePath} (ATR ${card.atr.toString("hex").toUpperCase()}) to vpcd ${where}`);
+  let lastDisconnect = "";
+  const link = serveCardOverVpcd(card, {
+    ...address,
+    trace: values.trace === true ? say : undefined,
+    onEvent: (event) => {
+      const line = describeEvent(event, where);
+      if (!line) return;
+      // While vpcd is down the same refusal repeats at every retry: print it once.
+      if (event.type === "disconnected") {
+        if (event.reason === lastDisconnect) return;
+        lastDisconnect = event.reason;
+      } else lastDisconnect = "";
+      say(line);
+    },
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await link.close();
+  const stats = link.stats;
+  say(`stopped: ${stats.apdus} APDUs in ${stats.sessions} reader session(s)`);
+  return 0;
+}
+
+export const cardServe: Command = {
+  name: "card serve",
+  summary: "put an emulated My Number card into the PC/SC virtual reader (vpcd)",
+  help: serveHelp("card serve", "an emulated My Number card (個人番号カード)", "from `citizen add`"),
+  options: SERVE_OPTIONS,
+  run: (values) => serve(values, "My Number card", openMyNumberCard),
+};
+
+export const simServe: Command = {
+  name: "sim serve",
+  summary: "put an emulated SIM's JPKI applet into the PC/SC virtual reader (vpcd)",
+  help: serveHelp("sim serve", "an emulated SIM's JPKI applet", "a SIM applet's JPKI-AP state"),
+  options: SERVE_OPTIONS,
+  run: (values) => serve(values, "SIM JPKI applet", openSimAppletCard),
+};
