@@ -113,6 +113,24 @@ export async function connectPcscCard(options: PcscConnectOptions = {}): Promise
             },
           );
         }
+        // A card that vpcd (or a reader) powers up again right after insertion reports itself
+        // removed to the first call on the new handle: check once, and look again if it went.
+        try {
+          card.getStatus();
+        } catch (cause) {
+          card.disconnect(pcsc.SCARD_LEAVE_CARD);
+          if (Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          throw new JpkiError(
+            "not-found",
+            `the card in ${ready.name} went away: ${(cause as Error).message}`,
+            {
+              cause,
+            },
+          );
+        }
         return new PcscTransport(pcsc, context, card, ready.name, share, mask);
       }
       const remaining = deadline - Date.now();
