@@ -24,7 +24,8 @@ const key: TestKey = { privateKey, publicKey, spki: publicKey.export({ type: "sp
 
 const escaped = openSync(need("JPKI_CRASH_ESCAPED"), "a");
 const signer = rsaSigner(key, (der) => {
-  writeSync(escaped, `${der.toString("hex")}\n`);
+  // A leading newline ends any fragment a killed predecessor left, so records never run together.
+  writeSync(escaped, `\n${der.toString("hex")}\n`);
   fsyncSync(escaped);
 });
 const signers = { auth: signer };

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { readTlvAt } from "../pki/der.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { verifyAudit } from "./audit.js";
 import type { CertificateRecord } from "./issuance.js";
@@ -65,12 +66,23 @@ async function runAndKill(env: NodeJS.ProcessEnv, count = 1): Promise<string> {
   return children.map((c) => c.said).join(" | ");
 }
 
-/** Certificates in the escaped file; a line cut short by the kill (no newline yet) never fully left. */
+/**
+ * Certificates in the escaped file. A record cut short by a kill never fully left: it is a fragment
+ * whose DER length does not add up (each record starts on a fresh line, so fragments stand alone).
+ */
 function readEscaped(path: string): Buffer[] {
   if (!existsSync(path)) return [];
-  const lines = readFileSync(path, "latin1").split("\n");
-  lines.pop();
-  return lines.map((line) => Buffer.from(line, "hex"));
+  return readFileSync(path, "latin1")
+    .split("\n")
+    .filter((line) => line !== "" && /^([0-9a-f]{2})+$/.test(line))
+    .map((line) => Buffer.from(line, "hex"))
+    .filter((der) => {
+      try {
+        return readTlvAt(der, 0).encoded.length === der.length;
+      } catch {
+        return false;
+      }
+    });
 }
 
 async function allCertificates(db: Parameters<typeof listCertificates>[0]): Promise<CertificateRecord[]> {
@@ -118,7 +130,7 @@ forEachDialect((dialect, open) => {
 
         // Restart: recovery, with a signer that also counts as an escape.
         const report = await recoverInterruptedIssuances(handle.db, {
-          auth: rsaSigner(key, (der) => appendFileSync(escapedPath, `${der.toString("hex")}\n`)),
+          auth: rsaSigner(key, (der) => appendFileSync(escapedPath, `\n${der.toString("hex")}\n`)),
         });
         assert.deepEqual(report.failed, []);
         assert.deepEqual(report.stillPending, []);
