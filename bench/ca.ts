@@ -12,9 +12,9 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { cardAuthenticationCertificateTbs } from "../src/pki/profiles.js";
 import { citizenCertificateValidity, parseBirthDate } from "../src/pki/validity.js";
+import { dropPostgresSchema } from "../src/registry/db.js";
 import { type IssuanceRequest, issueCertificates } from "../src/registry/issuance.js";
 import { initAuthority } from "../src/server/authority.js";
 import { measureCores, opensslRsa2048SignsPerSecond } from "./baseline.js";
@@ -129,14 +129,12 @@ async function runOne(
 /** A throwaway PostgreSQL schema for one run, dropped afterwards. */
 async function withPostgresSchema<T>(url: string, body: (schemaUrl: string) => Promise<T>): Promise<T> {
   const schema = `bench_${process.pid}_${Date.now()}`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  const schemaUrl = new URL(url);
+  schemaUrl.searchParams.set("schema", schema);
   try {
-    const separator = url.includes("?") ? "&" : "?";
-    return await body(`${url}${separator}schema=${schema}`);
+    return await body(schemaUrl.toString());
   } finally {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    await dropPostgresSchema(url, schema);
   }
 }
 

@@ -21,6 +21,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { loadCardState, pinMatches } from "../card/state.js";
+import { dropPostgresSchema } from "../registry/db.js";
 import { postgresTestUrl } from "../testing/dialects.js";
 import { createSoftHsmToken, softHsmMissing } from "../testing/softhsm.js";
 
@@ -296,8 +297,8 @@ describe("jpki-mobile on PostgreSQL and on a PKCS#11 token", {
         );
         assert.deepEqual(rows.rows, [{ kind: "card-auth", status: "issued" }]);
       } finally {
-        await client.query(`drop schema if exists "${schema}" cascade`);
         await client.end();
+        await dropPostgresSchema(postgresTestUrl, schema);
       }
     } finally {
       rmSync(work, { recursive: true, force: true });

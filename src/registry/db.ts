@@ -57,13 +57,58 @@ export async function openRegistryDatabase(
   const opened = await handle;
   if (options.migrate ?? true) {
     try {
-      await migrateRegistry(opened.db, opened.schema);
+      if (opened.dialect === "postgres")
+        await withSchemaLock(url, "shared", () => migrateRegistry(opened.db, opened.schema));
+      else await migrateRegistry(opened.db, opened.schema);
     } catch (error) {
       await opened.close();
       throw error;
     }
   }
   return opened;
+}
+
+/** Advisory lock key (any constant) guarding schema drops against migrations in progress. */
+const SCHEMA_LOCK_KEY = 0x4a504b49;
+
+/**
+ * Runs `body` holding a PostgreSQL advisory lock: shared while migrating, exclusive while dropping a
+ * schema. Kysely's Migrator lists the tables of every schema, and that catalog query fails when
+ * another schema is dropped under it: this keeps drops (tests, benchmarks) and migrations apart.
+ */
+async function withSchemaLock<T>(
+  url: string,
+  mode: "shared" | "exclusive",
+  body: () => Promise<T>,
+): Promise<T> {
+  const parsed = new URL(url);
+  parsed.searchParams.delete("schema");
+  const client = new pg.Client({ connectionString: parsed.toString() });
+  await client.connect();
+  try {
+    await client.query(`select ${mode === "shared" ? "pg_advisory_lock_shared" : "pg_advisory_lock"}($1)`, [
+      SCHEMA_LOCK_KEY,
+    ]);
+    return await body();
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops a PostgreSQL schema and everything in it (test and benchmark databases), never during a migration. */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  if (!schemaName.test(schema)) throw new JpkiError("bad-input", `not a schema name: ${schema}`);
+  await withSchemaLock(url, "exclusive", async () => {
+    const parsed = new URL(url);
+    parsed.searchParams.delete("schema");
+    const client = new pg.Client({ connectionString: parsed.toString() });
+    await client.connect();
+    try {
+      await client.query(`drop schema if exists "${schema}" cascade`);
+    } finally {
+      await client.end();
+    }
+  });
 }
 
 function sqlitePath(url: string): string {

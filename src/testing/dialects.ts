@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
 import pg from "pg";
 import {
+  dropPostgresSchema,
   type OpenOptions,
   openRegistryDatabase,
   type RegistryDatabase,
@@ -46,14 +47,8 @@ export interface TestDatabase extends RegistryDatabase {
 
 export type OpenTestDatabase = (options?: OpenOptions) => Promise<TestDatabase>;
 
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: postgresTestUrl });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-  } finally {
-    await client.end();
-  }
+function dropSchema(schema: string): Promise<void> {
+  return dropPostgresSchema(postgresTestUrl, schema);
 }
 
 function opener(dialect: RegistryDialect, cleanups: (() => Promise<void>)[]): OpenTestDatabase {
