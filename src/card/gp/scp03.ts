@@ -11,6 +11,7 @@ import {
   CardSecureMessaging,
   HostSecureMessaging,
   isValidSecurityLevel,
+  SecureChannelCardSide,
   SecureChannelError,
   type SessionKeys,
   SW_AUTHENTICATION_FAILED,
@@ -288,13 +289,13 @@ export interface Scp03CardOptions {
  * AUTHENTICATE, then unwraps commands and wraps responses. Every method answers a response APDU or
  * throws SecureChannelError carrying the status word; secure channel state is volatile (lost on reset).
  */
-export class Scp03Card {
+export class Scp03Card extends SecureChannelCardSide {
   readonly #options: Scp03CardOptions;
   readonly #sLength: 8 | 16;
   #pending: { keys: SessionKeys; context: Buffer; options: number } | undefined;
-  #messaging: CardSecureMessaging | undefined;
 
   constructor(options: Scp03CardOptions) {
+    super();
     if (options.keyDiversificationData.length !== 10)
       throw new RangeError("key diversification data is 10 bytes");
     this.#options = options;
@@ -310,19 +311,14 @@ export class Scp03Card {
     return i;
   }
 
-  /** True once EXTERNAL AUTHENTICATE succeeded and no secure messaging error has closed the session. */
-  get authenticated(): boolean {
-    return this.#messaging?.open === true;
-  }
-
   get securityLevel(): number | undefined {
-    return this.authenticated ? this.#messaging?.level : undefined;
+    return this.authenticated ? this.messaging?.level : undefined;
   }
 
   /** Drops the session (card reset, SELECT of another application: GPCS §10.2, secure channel termination). */
   reset(): void {
     this.#pending = undefined;
-    this.#messaging = undefined;
+    this.messaging = undefined;
   }
 
   /** INITIALIZE UPDATE (Amd D §7.1.1): returns the response APDU, key information to sequence counter. */
@@ -393,37 +389,12 @@ export class Scp03Card {
     const expected = scp03HostCryptogram(pending.keys.sMac, pending.context, this.#sLength);
     if (!timingSafeEqual(expected, plain.data))
       throw new SecureChannelError(SW_AUTHENTICATION_FAILED, "wrong host cryptogram");
-    this.#messaging = new CardSecureMessaging({
+    this.messaging = new CardSecureMessaging({
       keys: pending.keys,
       level,
       macLength: this.#sLength,
       initialMacChain: authentication.chainingValue,
     });
     return responseApdu(SW.OK);
-  }
-
-  #session(): CardSecureMessaging {
-    if (!this.#messaging?.open)
-      throw new SecureChannelError(SW.SECURITY_NOT_SATISFIED, "no authenticated secure channel");
-    return this.#messaging;
-  }
-
-  /** See CardSecureMessaging.unwrapCommand. */
-  unwrapCommand(command: Uint8Array): Buffer {
-    return this.#session().unwrapCommand(command);
-  }
-
-  /**
-   * See CardSecureMessaging.wrapResponse. Without a session the response goes out plain; after a secure
-   * messaging error closed the session, the status word alone.
-   */
-  wrapResponse(data: Uint8Array, sw: number): Buffer {
-    if (!this.#messaging) return responseApdu(sw, data);
-    return this.#messaging.wrapResponse(data, sw);
-  }
-
-  /** The session DEK (the static K-DEK in SCP03) for decrypting keys sent inside the channel. */
-  get dek(): Buffer | undefined {
-    return this.authenticated ? this.#messaging?.dek : undefined;
   }
 }

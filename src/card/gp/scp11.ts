@@ -27,6 +27,7 @@ import { aesCmac } from "./cmac.js";
 import {
   CardSecureMessaging,
   HostSecureMessaging,
+  SecureChannelCardSide,
   SecureChannelError,
   type SessionKeys,
 } from "./secure-messaging.js";
@@ -359,18 +360,14 @@ export interface Scp11CardOptions {
  * AUTHENTICATE, then unwraps commands and wraps responses. Methods answer a response APDU or throw
  * SecureChannelError carrying the status word. State is volatile, as a secure channel session is.
  */
-export class Scp11Card {
+export class Scp11Card extends SecureChannelCardSide {
   readonly #options: Scp11CardOptions;
   #received: Buffer[] = [];
   #hostPublicKey: KeyObject | undefined;
-  #messaging: CardSecureMessaging | undefined;
 
   constructor(options: Scp11CardOptions) {
+    super();
     this.#options = options;
-  }
-
-  get authenticated(): boolean {
-    return this.#messaging?.open === true;
   }
 
   #variant: Scp11Variant | undefined;
@@ -383,7 +380,7 @@ export class Scp11Card {
   reset(): void {
     this.#received = [];
     this.#hostPublicKey = undefined;
-    this.#messaging = undefined;
+    this.messaging = undefined;
     this.#variant = undefined;
   }
 
@@ -402,7 +399,7 @@ export class Scp11Card {
     if (!this.#serves("a") || !this.#options.validateHostCertificates)
       throw new SecureChannelError(SW.CONDITIONS_NOT_SATISFIED, "SCP11a not offered");
     if (!apdu.data.length) throw new SecureChannelError(SW.WRONG_LENGTH, "no certificate");
-    this.#messaging = undefined;
+    this.messaging = undefined;
     this.#hostPublicKey = undefined;
     this.#received.push(Buffer.from(apdu.data));
     if (this.#received.length > (this.#options.maxChainLength ?? 4)) {
@@ -436,7 +433,7 @@ export class Scp11Card {
   }
 
   #authenticate(command: Uint8Array, variant: Scp11Variant): Buffer {
-    this.#messaging = undefined;
+    this.messaging = undefined;
     this.#variant = undefined;
     const apdu = parseCommandApdu(command);
     const ins = variant === "a" ? INS_MUTUAL_AUTHENTICATE : INS_INTERNAL_AUTHENTICATE;
@@ -462,7 +459,7 @@ export class Scp11Card {
     }
     const cardEpk = encodeTlv(TAG_EPHEMERAL_PUBLIC_KEY, ephemeral.publicPoint);
     const receipt = scp11Receipt(keys.receiptKey, apdu.data, cardEpk);
-    this.#messaging = new CardSecureMessaging({
+    this.messaging = new CardSecureMessaging({
       keys: keys.sessionKeys,
       level: SCP11_SECURITY_LEVEL,
       macLength: 8,
@@ -489,30 +486,5 @@ export class Scp11Card {
     if (epk.value.length !== P256_POINT_LENGTH || epk.value[0] !== 0x04)
       throw wrong("ePK.OCE.ECKA is not a P-256 point");
     return epk.value;
-  }
-
-  #session(): CardSecureMessaging {
-    if (!this.#messaging?.open)
-      throw new SecureChannelError(SW.SECURITY_NOT_SATISFIED, "no authenticated secure channel");
-    return this.#messaging;
-  }
-
-  /** See CardSecureMessaging.unwrapCommand. */
-  unwrapCommand(command: Uint8Array): Buffer {
-    return this.#session().unwrapCommand(command);
-  }
-
-  /**
-   * See CardSecureMessaging.wrapResponse. Without a session the response goes out plain; after a secure
-   * messaging error closed the session, the status word alone.
-   */
-  wrapResponse(data: Uint8Array, sw: number): Buffer {
-    if (!this.#messaging) return responseApdu(sw, data);
-    return this.#messaging.wrapResponse(data, sw);
-  }
-
-  /** S-DEK, for keys sent inside the channel (the JPKI key injection of the seed's design). */
-  get dek(): Buffer | undefined {
-    return this.authenticated ? this.#messaging?.dek : undefined;
   }
 }

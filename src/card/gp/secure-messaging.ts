@@ -290,3 +290,41 @@ export class CardSecureMessaging extends SecureMessagingState {
     return responseApdu(sw, Buffer.concat([body, this.responseMac(body, sw)]));
   }
 }
+
+/**
+ * What the card side of every secure channel (SCP03, SCP11) shares once authentication opened a
+ * session: unwrapping commands, wrapping responses, and the session's DEK.
+ */
+export abstract class SecureChannelCardSide {
+  protected messaging: CardSecureMessaging | undefined;
+
+  /** True once authentication succeeded and no secure messaging error has closed the session. */
+  get authenticated(): boolean {
+    return this.messaging?.open === true;
+  }
+
+  protected session(): CardSecureMessaging {
+    if (!this.messaging?.open)
+      throw new SecureChannelError(SW.SECURITY_NOT_SATISFIED, "no authenticated secure channel");
+    return this.messaging;
+  }
+
+  /** See CardSecureMessaging.unwrapCommand. */
+  unwrapCommand(command: Uint8Array): Buffer {
+    return this.session().unwrapCommand(command);
+  }
+
+  /**
+   * See CardSecureMessaging.wrapResponse. Without a session the response goes out plain; after a secure
+   * messaging error closed the session, the status word alone.
+   */
+  wrapResponse(data: Uint8Array, sw: number): Buffer {
+    if (!this.messaging) return responseApdu(sw, data);
+    return this.messaging.wrapResponse(data, sw);
+  }
+
+  /** The session's DEK (the static K-DEK in SCP03, S-DEK in SCP11), for keys sent inside the channel. */
+  get dek(): Buffer | undefined {
+    return this.authenticated ? this.messaging?.dek : undefined;
+  }
+}
