@@ -53,6 +53,26 @@ export async function listPcscReaders(): Promise<string[]> {
   }
 }
 
+/**
+ * Waits until the reader reports no card (a card just taken out may still show as present for a
+ * moment); returns whether it did within the time.
+ */
+export async function waitForEmptyReader(name: string, timeoutMs = 5000): Promise<boolean> {
+  const pcsc = await loadPcsc();
+  const context = newContext(pcsc);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const reader = context.listReaders().find((r) => r.name === name);
+      if (reader && (reader.state & pcsc.SCARD_STATE_EMPTY) !== 0) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    context.close();
+  }
+}
+
 function newContext(pcsc: Pcsc): ContextInterface {
   try {
     return new pcsc.Context();
