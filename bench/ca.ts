@@ -41,12 +41,15 @@ export interface CaBenchRun {
   /** Cores busy during the run: this process and the PostgreSQL server's processes. */
   cores: number;
   processCores: number;
-  /** certificatesPerSecond / cores / openssl single-core signs per second. */
+  /** OpenSSL's single-core RSA-2048 rate around this run: the mean of the measurements just before and after. */
+  opensslRsa2048SignsPerSecond: number;
+  /** certificatesPerSecond / cores / opensslRsa2048SignsPerSecond. */
   ratioPerCore: number;
 }
 
 export interface CaBenchResult {
-  opensslRsa2048SignsPerSecond: number;
+  /** Every `openssl speed rsa2048` measurement of the run, in order (before, between and after the databases). */
+  opensslMeasurements: number[];
   goalRatioPerCore: number;
   runs: CaBenchRun[];
 }
@@ -58,8 +61,7 @@ async function runOne(
   dbUrl: string | undefined,
   options: Required<Pick<CaBenchOptions, "count" | "batch" | "concurrency">> &
     Pick<CaBenchOptions, "onProgress">,
-  opensslRate: number,
-): Promise<CaBenchRun> {
+): Promise<Omit<CaBenchRun, "opensslRsa2048SignsPerSecond" | "ratioPerCore">> {
   const dir = mkdtempSync(path.join(tmpdir(), "jpki-bench-ca-"));
   process.env.JPKI_CA_PASSPHRASE ??= "bench-passphrase";
   const authority = await initAuthority({ dataDir: dir, db: dbUrl });
@@ -118,7 +120,6 @@ async function runOne(
       certificatesPerSecond: rate,
       cores: measured.cores,
       processCores: measured.processCores,
-      ratioPerCore: rate / measured.cores / opensslRate,
     };
   } finally {
     await authority.close();
@@ -145,11 +146,22 @@ export async function benchCa(options: CaBenchOptions = {}): Promise<CaBenchResu
     concurrency: options.concurrency ?? 2,
     onProgress: options.onProgress,
   };
-  const opensslRate = opensslRsa2048SignsPerSecond(options.opensslSeconds);
-  const runs = [await runOne("sqlite", undefined, settings, opensslRate)];
+  // The machine's speed drifts on a shared host: OpenSSL is measured before and after each database,
+  // and each run is compared with the mean of the two measurements around it.
+  const openssl = () => opensslRsa2048SignsPerSecond(options.opensslSeconds);
+  const measurements = [openssl()];
+  const runs: CaBenchRun[] = [];
+  const compare = (run: Awaited<ReturnType<typeof runOne>>): void => {
+    measurements.push(openssl());
+    const around = (measurements.at(-2)! + measurements.at(-1)!) / 2;
+    runs.push({
+      ...run,
+      opensslRsa2048SignsPerSecond: around,
+      ratioPerCore: run.certificatesPerSecond / run.cores / around,
+    });
+  };
+  compare(await runOne("sqlite", undefined, settings));
   if (options.postgresUrl)
-    runs.push(
-      await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings, opensslRate)),
-    );
-  return { opensslRsa2048SignsPerSecond: opensslRate, goalRatioPerCore: GOAL_RATIO_PER_CORE, runs };
+    compare(await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings)));
+  return { opensslMeasurements: measurements, goalRatioPerCore: GOAL_RATIO_PER_CORE, runs };
 }

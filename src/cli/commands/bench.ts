@@ -13,14 +13,15 @@ function positiveInteger(text: string | undefined, name: string, fallback: numbe
 
 function renderCa(result: CaBenchResult): string {
   const lines = [
-    `openssl speed rsa2048 (1 core): ${result.opensslRsa2048SignsPerSecond.toFixed(0)} signatures/s`,
+    `openssl speed rsa2048 (1 core), before, between and after: ${result.opensslMeasurements.map((r) => r.toFixed(0)).join(", ")} signatures/s`,
     "",
-    "database   certificates/s   cores busy (total/ours)   per core vs openssl   goal",
+    "database   certificates/s   cores busy (total/ours)   openssl around   per core vs openssl   goal",
   ];
   for (const run of result.runs) {
     lines.push(
       `${run.database.padEnd(10)} ${run.certificatesPerSecond.toFixed(0).padStart(14)}   ` +
         `${run.cores.toFixed(2).padStart(9)} / ${run.processCores.toFixed(2).padEnd(11)}   ` +
+        `${run.opensslRsa2048SignsPerSecond.toFixed(0).padStart(14)}   ` +
         `${run.ratioPerCore.toFixed(2).padStart(19)}   ${run.ratioPerCore >= result.goalRatioPerCore ? "met" : "missed"} (>= ${result.goalRatioPerCore})`,
     );
   }
