@@ -7,10 +7,9 @@ import { after, before, describe, test } from "node:test";
 import type * as Pkcs11Types from "pkcs11js";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import type { KeyAlgorithm } from "../pki/algorithms.js";
-import { pemEncode } from "../pki/pem.js";
 import { createSoftHsmToken, type SoftHsmToken, softHsmMissing } from "../testing/softhsm.js";
+import { opensslVerifySignature } from "../testing/tools.js";
 import { Pkcs11KeyStore } from "./pkcs11-keystore.js";
-import { openssl } from "./test-fixtures.js";
 
 const pkcs11js = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
 
@@ -40,22 +39,6 @@ function intruder(): { api: Pkcs11Types.PKCS11; slot: Buffer } {
   return { api, slot };
 }
 
-async function opensslVerifies(spki: Buffer, data: Buffer, signature: Buffer): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(work, "verify-"));
-  await fs.writeFile(path.join(dir, "pub.pem"), pemEncode(spki, "PUBLIC KEY"));
-  await fs.writeFile(path.join(dir, "data"), data);
-  await fs.writeFile(path.join(dir, "sig"), signature);
-  return openssl([
-    "dgst",
-    "-sha256",
-    "-verify",
-    path.join(dir, "pub.pem"),
-    "-signature",
-    path.join(dir, "sig"),
-    path.join(dir, "data"),
-  ]);
-}
-
 describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
   before(async () => {
     work = await fs.mkdtemp(path.join(tmpdir(), "jpki-p11ks-"));
@@ -76,7 +59,7 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
       assert.equal(await store.has(label), true);
       const data = Buffer.from(`tbs for ${algorithm}`);
       const signature = await key.sign(data);
-      assert.match(await opensslVerifies(key.publicKeySpki, data, signature), /Verified OK/);
+      assert.match(verifiedOutput(key.publicKeySpki, data, signature), /Verified OK/);
 
       const other = await Pkcs11KeyStore.open(token.uri);
       try {
@@ -84,10 +67,7 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
         assert.equal(reopened.algorithm, algorithm);
         assert.deepEqual(reopened.publicKeySpki, key.publicKeySpki);
         const again = Buffer.from("signed through a second store");
-        assert.match(
-          await opensslVerifies(key.publicKeySpki, again, await reopened.sign(again)),
-          /Verified OK/,
-        );
+        assert.match(verifiedOutput(key.publicKeySpki, again, await reopened.sign(again)), /Verified OK/);
       } finally {
         await other.close();
       }
@@ -185,14 +165,14 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
     const { api, slot } = intruder();
     api.C_CloseAllSessions(slot); // also logs the application out and voids every object handle
     const data = Buffer.from("after C_CloseAllSessions");
-    assert.match(await opensslVerifies(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
+    assert.match(verifiedOutput(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
   });
 
   test("a library finalized behind the store's back is initialized again", async () => {
     const key = await store.generate("finalized", "ec-p256");
     intruder().api.C_Finalize();
     const data = Buffer.from("after C_Finalize");
-    assert.match(await opensslVerifies(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
+    assert.match(verifiedOutput(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
   });
 
   test("many concurrent signatures are serialized on one session and all verify", async () => {
@@ -200,7 +180,7 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
     const messages = Array.from({ length: 20 }, (_, i) => Buffer.from(`m${i}`));
     const signatures = await Promise.all(messages.map((m) => key.sign(m)));
     for (const [i, m] of messages.entries())
-      assert.match(await opensslVerifies(key.publicKeySpki, m, signatures[i]!), /Verified OK/);
+      assert.match(verifiedOutput(key.publicKeySpki, m, signatures[i]!), /Verified OK/);
   });
 
   test("an HSM that stays down gives SignerUnavailableError in bounded time, and signing resumes when it is back", async () => {
@@ -225,7 +205,7 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
       await fs.rename(moved, token.tokenDirectory);
     }
     const data = Buffer.from("after the token came back");
-    assert.match(await opensslVerifies(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
+    assert.match(verifiedOutput(key.publicKeySpki, data, await key.sign(data)), /Verified OK/);
   });
 
   test("a wrong PIN is reported at open, as a server error naming the PIN", async () => {
@@ -254,3 +234,9 @@ describe("PKCS#11 key store on SoftHSM2", { skip: missing }, () => {
     });
   });
 });
+
+/** OpenSSL's verdict on a signature (stdout and stderr), checked against "Verified OK". */
+function verifiedOutput(spki: Buffer, data: Buffer, signature: Buffer): string {
+  const result = opensslVerifySignature(spki, data, signature);
+  return result.stdout + result.stderr;
+}

@@ -147,3 +147,24 @@ export function vfychainVerify(check: ChainCheck & { usage: number; policy?: str
     return runTool("vfychain", args, { cwd: dir });
   });
 }
+
+/**
+ * `openssl dgst -sha256 -verify`: checks an RSASSA-PKCS1-v1_5 or ECDSA (DER) signature over `data`
+ * with the SubjectPublicKeyInfo `spki`, in an implementation independent of the one that signed.
+ */
+export function opensslVerifySignature(spki: Buffer, data: Buffer, signature: Buffer): ToolResult {
+  return withTempDir((dir) => {
+    writeFileSync(join(dir, "pub.pem"), pemEncode(spki, "PUBLIC KEY"));
+    writeFileSync(join(dir, "data"), data);
+    writeFileSync(join(dir, "sig"), signature);
+    return runTool("openssl", [
+      "dgst",
+      "-sha256",
+      "-verify",
+      join(dir, "pub.pem"),
+      "-signature",
+      join(dir, "sig"),
+      join(dir, "data"),
+    ]);
+  });
+}
