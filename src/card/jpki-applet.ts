@@ -4,9 +4,10 @@
  * product recorded in the state file changes one access rule (EF 000A needs the auth PIN on the SIM,
  * as on the real smartphone applet) and the token label.
  *
- * Persistent data lives in the card state file (src/card/state.ts); the applet keeps a copy in memory
- * while powered and re-reads the file at every reset, so a PIN reset done at the counter is seen at
- * the next power-on. Every change is written (atomically) before the answer is returned.
+ * Persistent data comes from a JpkiApStore: the card state file of a My Number card (src/card/state.ts),
+ * or the applet's part of a SIM's state (src/card/uicc/). The applet keeps a copy in memory while
+ * powered and loads it again at every reset, so a PIN reset done at the counter is seen at the next
+ * power-on. Every change is written (atomically) before the answer is returned.
  */
 import { constants, createPrivateKey, type KeyObject, privateEncrypt } from "node:crypto";
 import { type CommandApdu, hex, responseApdu } from "./apdu.js";
@@ -55,6 +56,17 @@ type EfKind = "transparent" | "pin" | "key";
 
 const fail = (sw: number, message?: string) => new CardStatusError(sw, message);
 
+/** Where a JPKI-AP keeps its persistent data. `save` must be atomic: the old state or the new, never a mix. */
+export interface JpkiApStore {
+  load(): JpkiApState;
+  save(state: JpkiApState): void;
+}
+
+/** The card state file written by `citizen add` (or a SIM applet's own file) as a store. */
+export function cardStateFileStore(path: string): JpkiApStore {
+  return { load: () => loadCardState(path), save: (state) => saveCardState(path, state) };
+}
+
 export class JpkiApplet {
   private state: JpkiApState;
   private readonly fileCache = new Map<string, Buffer>();
@@ -63,9 +75,9 @@ export class JpkiApplet {
   private currentEf: string | undefined;
   private readonly verified = new Set<string>();
 
-  /** Throws (JpkiError "bad-input") when the state file cannot be read: a card that cannot power on. */
-  constructor(private readonly statePath: string) {
-    this.state = loadCardState(statePath);
+  /** Throws (JpkiError "bad-input") when the state cannot be read: a card that cannot power on. */
+  constructor(private readonly store: JpkiApStore) {
+    this.state = store.load();
   }
 
   get product(): JpkiApState["product"] {
@@ -87,7 +99,7 @@ export class JpkiApplet {
     this.currentEf = undefined;
     this.verified.clear();
     try {
-      this.state = loadCardState(this.statePath);
+      this.state = this.store.load();
       this.fileCache.clear();
       this.keyCache.clear();
     } catch {
@@ -197,7 +209,7 @@ export class JpkiApplet {
   private commitPin(fid: string, pin: PinState): void {
     const next: JpkiApState = { ...this.state, pins: { ...this.state.pins, [fid]: pin } };
     try {
-      saveCardState(this.statePath, next);
+      this.store.save(next);
     } catch {
       throw fail(SW.MEMORY_FAILURE, "the card state could not be written");
     }
@@ -236,13 +248,23 @@ export class JpkiApplet {
     return responseApdu(SW.OK);
   }
 
-  /** CHANGE REFERENCE DATA `00 24 01 80 Lc newPIN` (ISO/IEC 7816-4 §11.5.7, P1=01: new data only). */
+  /**
+   * CHANGE REFERENCE DATA `00 24 01 80 Lc newPIN` (ISO/IEC 7816-4 §11.5.7, P1=01: new data only), after
+   * VERIFY. On the SIM, the first PIN of a key generated on the SIM is set this way without VERIFY:
+   * the citizen chooses it in the phone, and no one else (J-LIS included) learns it.
+   */
   private changeReferenceData(c: CommandApdu): Buffer {
     if (c.p1 !== 0x01 || c.p2 !== 0x80) throw fail(SW.WRONG_P1P2, "CHANGE REFERENCE DATA takes P1=01 P2=80");
     const fid = this.requireCurrent("pin");
     const pin = this.pin(fid);
-    if (pin.triesLeft <= 0) throw fail(SW.AUTH_METHOD_BLOCKED);
-    if (!this.verified.has(fid)) throw fail(SW.SECURITY_NOT_SATISFIED);
+    const firstPin =
+      this.product === "sim" &&
+      !Object.hasOwn(this.state.pins, fid) &&
+      Object.entries(PIN_OF_KEY).some(
+        ([key, pinFid]) => pinFid === fid && Object.hasOwn(this.state.keys, key),
+      );
+    if (!firstPin && pin.triesLeft <= 0) throw fail(SW.AUTH_METHOD_BLOCKED);
+    if (!firstPin && !this.verified.has(fid)) throw fail(SW.SECURITY_NOT_SATISFIED);
     if (c.data.length === 0) throw fail(SW.WRONG_LENGTH);
     const kind = PIN_KIND[fid]!;
     const newPin = c.data.toString("latin1");

@@ -11,7 +11,7 @@
 import { JpkiError } from "../errors.js";
 import { parseCommandApdu, responseApdu } from "./apdu.js";
 import type { EmulatedCard } from "./card.js";
-import { JPKI_AP_AID, JpkiApplet } from "./jpki-applet.js";
+import { cardStateFileStore, JPKI_AP_AID, JpkiApplet } from "./jpki-applet.js";
 import { MY_NUMBER_CARD_ATR } from "./state.js";
 import { CardStatusError, SW } from "./status-words.js";
 
@@ -89,7 +89,7 @@ export class JpkiApplicationCard implements EmulatedCard {
  * Throws JpkiError("bad-input") when the file is missing, unreadable or not a My Number card's.
  */
 export function openMyNumberCard(statePath: string): JpkiApplicationCard {
-  const applet = new JpkiApplet(statePath);
+  const applet = new JpkiApplet(cardStateFileStore(statePath));
   if (applet.product !== "my-number-card")
     throw new JpkiError(
       "bad-input",

@@ -5,7 +5,7 @@
  * GlobalPlatform secure channels) is a separate card; this one has no GlobalPlatform at all.
  */
 import { JpkiError } from "../errors.js";
-import { JpkiApplet } from "./jpki-applet.js";
+import { cardStateFileStore, JpkiApplet } from "./jpki-applet.js";
 import { JpkiApplicationCard } from "./mynacard.js";
 
 /**
@@ -27,7 +27,7 @@ export const SIM_ATR: Buffer = withTck(Buffer.from("3B9F96801FC78031E073FE211B63
 
 /** Opens the SIM-product JPKI-AP whose state file is `statePath` (product "sim"). */
 export function openSimAppletCard(statePath: string): JpkiApplicationCard {
-  const applet = new JpkiApplet(statePath);
+  const applet = new JpkiApplet(cardStateFileStore(statePath));
   if (applet.product !== "sim")
     throw new JpkiError("bad-input", `${statePath} holds a ${applet.product} JPKI-AP, not a SIM applet's`);
   return new JpkiApplicationCard(SIM_ATR, applet);

@@ -14,6 +14,8 @@ export const SW = {
   VERIFY_FAILED: 0x63c0,
   /** 65 81: memory failure (the state file could not be written). */
   MEMORY_FAILURE: 0x6581,
+  /** 68 81: logical channel not supported (only the basic channel is). */
+  LOGICAL_CHANNEL_NOT_SUPPORTED: 0x6881,
   /** 67 00: wrong length (Lc or Le, or a malformed APDU). */
   WRONG_LENGTH: 0x6700,
   /** 69 81: command incompatible with file structure. */
@@ -32,6 +34,8 @@ export const SW = {
   FILE_NOT_FOUND: 0x6a82,
   /** 6A 86: incorrect parameters P1-P2. */
   WRONG_P1P2: 0x6a86,
+  /** 6A 84: not enough memory space. */
+  NOT_ENOUGH_MEMORY: 0x6a84,
   /** 6A 88: referenced data or reference data not found. */
   REFERENCE_NOT_FOUND: 0x6a88,
   /** 6B 00: wrong parameters P1-P2 (offset outside the EF). */

@@ -139,3 +139,15 @@ export function simAttestationName(eid: string): Buffer {
     ["serialNumber", eid],
   ]);
 }
+
+/**
+ * Subject of J-LIS's secure channel certificate (the off-card entity of SCP11a, GPC Amendment F), which
+ * the SIM maker certifies so that a SIM's J-LIS security domain opens only to J-LIS: the SIM checks
+ * the chain to the maker's root and this exact name.
+ */
+export const JLIS_OCE_NAME: Buffer = encodeName([
+  ["C", "JP"],
+  ["O", "J-LIS"],
+  ["CN", "J-LIS security domain personalisation (SCP11a)"],
+  TEST_MARKER,
+]);

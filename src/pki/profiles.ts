@@ -28,6 +28,7 @@ import {
   AUTH_CA_NAME,
   type CaPurpose,
   endEntityName,
+  JLIS_OCE_NAME,
   JPKI_SERVICE_DIRECTORY_NAME,
   ocspResponderName,
   SIGNING_CA_NAME,
@@ -173,6 +174,7 @@ const KU_CA = keyUsageExtension([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]);
 const KU_SIGNING = keyUsageExtension([KeyUsageBit.digitalSignature, KeyUsageBit.nonRepudiation]);
 const KU_DIGITAL_SIGNATURE = keyUsageExtension([KeyUsageBit.digitalSignature]);
 const KU_ATTESTATION = keyUsageExtension([KeyUsageBit.digitalSignature, KeyUsageBit.keyAgreement]);
+const KU_KEY_AGREEMENT = keyUsageExtension([KeyUsageBit.keyAgreement]);
 const BC_CA = caBasicConstraintsExtension();
 const SAN_JPKI_SERVICE = subjectAltNameDirectoryExtension(JPKI_SERVICE_DIRECTORY_NAME);
 const IAN_JPKI_SERVICE = issuerAltNameDirectoryExtension(JPKI_SERVICE_DIRECTORY_NAME);
@@ -435,6 +437,27 @@ export function simAttestationCertificateTbs(input: SimAttestationInput): Buffer
     input.subjectSpki,
     [
       KU_ATTESTATION,
+      authorityKeyIdentifierOf(input.issuer),
+      subjectKeyIdentifierExtension(input.subjectSpki),
+    ],
+  );
+}
+
+/**
+ * J-LIS's secure channel certificate (the SCP11a off-card entity, GPC Amendment F), issued by the SIM
+ * maker's root, which every SIM trusts for its J-LIS security domain: P-256, KeyUsage critical
+ * keyAgreement only, subject JLIS_OCE_NAME (the SIM refuses any other name), AKI, SKI.
+ */
+export function jlisOceCertificateTbs(input: EndEntityInput): Buffer {
+  return tbsCertificate(
+    input.serial,
+    input.issuer.algorithm,
+    input.issuer.name,
+    input.validity,
+    JLIS_OCE_NAME,
+    input.subjectSpki,
+    [
+      KU_KEY_AGREEMENT,
       authorityKeyIdentifierOf(input.issuer),
       subjectKeyIdentifierExtension(input.subjectSpki),
     ],
