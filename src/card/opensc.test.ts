@@ -11,15 +11,12 @@ import { describe, test } from "node:test";
 import { pcscSkipReason, runToolAsync, type VpcdSlot, withVpcdSlot } from "../testing/pcsc.js";
 import { runTool } from "../testing/tools.js";
 import type { EmulatedCard } from "./card.js";
-import {
-  type CardStateFixture,
-  makeCardStateFile,
-  TEST_AUTH_PIN,
-  TEST_SIGN_PASSWORD,
-} from "./card-fixture.js";
+import { makeCardStateFile, TEST_AUTH_PIN, TEST_SIGN_PASSWORD } from "./card-fixture.js";
+import { InProcessTransport } from "./in-process-transport.js";
 import { openMyNumberCard } from "./mynacard.js";
-import { openSimAppletCard } from "./sim-applet-card.js";
 import { loadCardState } from "./state.js";
+import { openUicc } from "./uicc/uicc.js";
+import { makeSimStateFile, personaliseSim, TEST_SIM_PIN } from "./uicc/uicc-fixture.js";
 import { serveCardOverVpcd } from "./vpcd.js";
 
 const PKCS11_MODULE = [
@@ -34,8 +31,37 @@ if (!skip && !PKCS11_MODULE) {
   skip = "opensc-pkcs11.so not found (apt-get install opensc)";
 }
 
+/** A card to serve: its directory (tools run there), its EFs as issued, and how to open it. */
+interface ServedCard {
+  readonly dir: string;
+  readonly statePath: string;
+  /** Certificate EFs as written, base64 DER by FID. */
+  readonly files: Readonly<Record<string, string>>;
+  open(): EmulatedCard;
+  cleanup(): void;
+}
+
+async function myNumberCard(): Promise<ServedCard> {
+  const fixture = await makeCardStateFile();
+  return { ...fixture, files: fixture.state.files, open: () => openMyNumberCard(fixture.statePath) };
+}
+
+/**
+ * A SIM as the phone has it once personalised: the carrier installed the J-LIS domain and the applet,
+ * J-LIS generated the key on the SIM and wrote the certificate, the citizen set the PIN.
+ */
+async function personalisedSim(): Promise<ServedCard> {
+  const sim = makeSimStateFile();
+  const certificate = await personaliseSim(new InProcessTransport(openUicc(sim.statePath)), sim);
+  return {
+    ...sim,
+    files: { "000A": certificate.toString("base64") },
+    open: () => openUicc(sim.statePath),
+  };
+}
+
 interface Session {
-  readonly fixture: CardStateFixture;
+  readonly fixture: ServedCard;
   readonly slot: VpcdSlot;
   /** Runs an OpenSC tool in the fixture's directory against the vpcd reader; asserts exit 0 unless told. */
   tool(program: string, args: string[], expectExit?: number): Promise<string>;
@@ -44,17 +70,15 @@ interface Session {
   slotId(label: string): Promise<string>;
 }
 
-/** Serves a fresh card state through vpcd for the duration of `body`. */
+/** Serves a fresh card through vpcd for the duration of `body`. */
 async function withCard(
-  product: "my-number-card" | "sim",
+  make: () => Promise<ServedCard>,
   body: (session: Session) => Promise<void>,
 ): Promise<void> {
-  const fixture = await makeCardStateFile({ product });
+  const fixture = await make();
   try {
     await withVpcdSlot(async (slot) => {
-      const card: EmulatedCard =
-        product === "sim" ? openSimAppletCard(fixture.statePath) : openMyNumberCard(fixture.statePath);
-      const link = serveCardOverVpcd(card, { port: slot.port });
+      const link = serveCardOverVpcd(fixture.open(), { port: slot.port });
       try {
         await link.waitUntilActive();
         const tool = async (program: string, args: string[], expectExit = 0) => {
@@ -140,7 +164,7 @@ const triesLeft = (listing: string, pinName: string) =>
 
 describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_000 }, () => {
   test("opensc-tool -n names the jpki driver; pkcs15-tool -D lists certificates, keys and PINs", async () => {
-    await withCard("my-number-card", async (session) => {
+    await withCard(myNumberCard, async (session) => {
       assert.match(await session.tool("opensc-tool", ["-n"]), /^jpki$/m);
       const dump = await session.tool("pkcs15-tool", ["-D"]);
       assert.match(dump, /PKCS#15 Card \[JPKI\]/);
@@ -159,7 +183,7 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
   });
 
   test("pkcs11-tool -L shows the two JPKI tokens; -O lists the public objects", async () => {
-    await withCard("my-number-card", async (session) => {
+    await withCard(myNumberCard, async (session) => {
       const slots = await session.pkcs11(["-L"]);
       assert.match(slots, /token label\s*: JPKI \(User Authentication PIN\)/);
       assert.match(slots, /token label\s*: JPKI \(Digital Signature PIN\)/);
@@ -179,11 +203,11 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
   });
 
   test("the authentication key signs with the PIN; OpenSSL verifies with the certificate read from the card", async () => {
-    await withCard("my-number-card", async (session) => {
+    await withCard(myNumberCard, async (session) => {
       const pem = await session.tool("pkcs15-tool", ["--read-certificate", "01"]);
       const certificatePem =
         /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(pem)?.[0] ?? "";
-      assert.equal(derOfPem(certificatePem), session.fixture.state.files["000A"], "EF 000A as issued");
+      assert.equal(derOfPem(certificatePem), session.fixture.files["000A"], "EF 000A as issued");
       await signAndVerify(session, {
         slotLabel: "JPKI (User Authentication PIN)",
         pin: TEST_AUTH_PIN,
@@ -194,7 +218,7 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
   });
 
   test("the signing key signs with the signing password (slot 1); its certificate needs the password", async () => {
-    await withCard("my-number-card", async (session) => {
+    await withCard(myNumberCard, async (session) => {
       const pem = await session.tool("pkcs15-tool", [
         "--read-certificate",
         "02",
@@ -206,7 +230,7 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
       ]);
       const certificatePem =
         /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(pem)?.[0] ?? "";
-      assert.equal(derOfPem(certificatePem), session.fixture.state.files["0001"], "EF 0001 as issued");
+      assert.equal(derOfPem(certificatePem), session.fixture.files["0001"], "EF 0001 as issued");
       await signAndVerify(session, {
         slotLabel: "JPKI (Digital Signature PIN)",
         pin: TEST_SIGN_PASSWORD,
@@ -217,7 +241,7 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
   });
 
   test("wrong PINs cost tries that OpenSC reports, and the card keeps the count", async () => {
-    await withCard("my-number-card", async (session) => {
+    await withCard(myNumberCard, async (session) => {
       const authSlot = await session.slotId("JPKI (User Authentication PIN)");
       const signSlot = await session.slotId("JPKI (Digital Signature PIN)");
       const login = (slotId: string, pin: string) =>
@@ -241,9 +265,9 @@ describe("OpenSC reads our My Number card as a JPKI card", { skip, timeout: 600_
   });
 });
 
-describe("OpenSC and our SIM applet (phone-style EF 000A)", { skip, timeout: 600_000 }, () => {
+describe("OpenSC and our personalised SIM (phone-style EF 000A)", { skip, timeout: 600_000 }, () => {
   test("found by SELECT AID behind a SIM ATR; signs; the auth certificate needs the PIN", async () => {
-    await withCard("sim", async (session) => {
+    await withCard(personalisedSim, async (session) => {
       assert.match(await session.tool("opensc-tool", ["-n"]), /^jpki$/m);
       // What a PC/SC user sees (JPKI-FACTS §1): no certificate objects without the PIN.
       const objects = await session.pkcs11([
@@ -260,14 +284,14 @@ describe("OpenSC and our SIM applet (phone-style EF 000A)", { skip, timeout: 600
         "--auth-id",
         "01",
         "--pin",
-        TEST_AUTH_PIN,
+        TEST_SIM_PIN,
       ]);
       const certificatePem =
         /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(pem)?.[0] ?? "";
-      assert.equal(derOfPem(certificatePem), session.fixture.state.files["000A"]);
+      assert.equal(derOfPem(certificatePem), session.fixture.files["000A"]);
       await signAndVerify(session, {
         slotLabel: "JPKI (User Authentication PIN)",
-        pin: TEST_AUTH_PIN,
+        pin: TEST_SIM_PIN,
         keyId: "01",
         certificatePem,
       });

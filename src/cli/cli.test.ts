@@ -20,7 +20,13 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { InProcessTransport } from "../card/in-process-transport.js";
 import { loadCardState, pinMatches } from "../card/state.js";
+import { CardManagerSession } from "../card/uicc/host.js";
+import { iccidIssuerNumber, isValidEid, isValidIccid } from "../card/uicc/identity.js";
+import { loadUiccState } from "../card/uicc/state.js";
+import { openUicc } from "../card/uicc/uicc.js";
+import { cardManagerKeys } from "../mno/carriers.js";
 import { dropPostgresSchema } from "../registry/db.js";
 import { postgresTestUrl } from "../testing/dialects.js";
 import { createSoftHsmToken, softHsmMissing } from "../testing/softhsm.js";
@@ -218,6 +224,53 @@ describe("jpki-mobile command line", { skip: built ? false : "run `npm run build
     assert.deepEqual([state.pins["0018"]!.triesLeft, state.pins["001B"]!.triesLeft], [3, 5]);
     // The PIN itself is never stored.
     assert.doesNotMatch(readFileSync(added.cardState, "utf8"), /9876|PASS2024/);
+  });
+
+  test("sim create: a SIM of the issuing carrier whose card manager opens with that carrier's keys", async () => {
+    interface SimJson {
+      simState: string;
+      iccid: string;
+      eid: string;
+      carrier: string;
+      brand: string;
+      attestationSerial: string;
+    }
+    const mno = json<SimJson>(cli(["sim", "create", "--data", data, "--carrier", "sakura", "--json"]));
+    // A light MVNO's SIM is its host MNO's: the ICCID's issuer number names the host.
+    const light = json<SimJson>(cli(["sim", "create", "--data", data, "--carrier", "hibari", "--json"]));
+    assert.deepEqual(
+      [mno.carrier, mno.brand, light.carrier, light.brand],
+      ["sakura", "sakura", "sakura", "hibari"],
+    );
+    for (const sim of [mno, light]) {
+      assert.ok(isValidIccid(sim.iccid) && iccidIssuerNumber(sim.iccid) === "90", sim.iccid);
+      assert.ok(isValidEid(sim.eid), sim.eid);
+      assert.equal(statSync(sim.simState).mode & 0o777, 0o600);
+    }
+    assert.notEqual(mno.iccid, light.iccid);
+    // The attestation certificate names the SIM's EID and chains to the exported SIM maker root.
+    const state = loadUiccState(mno.simState);
+    const attestation = new X509Certificate(Buffer.from(state.maker.sdCertificate, "base64"));
+    assert.match(attestation.subject, new RegExp(`serialNumber=${mno.eid}`));
+    assert.equal(attestation.serialNumber.toLowerCase(), mno.attestationSerial);
+    const out = path.join(work, "sim-export");
+    assert.equal(cli(["ca", "export", "--data", data, "--out", out]).status, 0);
+    const checked = spawnSync(
+      "openssl",
+      ["verify", "-x509_strict", "-CAfile", path.join(out, "sim-maker-ca.pem")],
+      {
+        input: attestation.toString(),
+        encoding: "utf8",
+      },
+    );
+    assert.equal(checked.status, 0, checked.stderr);
+    // The carrier's keys, derived from its master key, open the card manager; another carrier's do not.
+    const card = new InProcessTransport(openUicc(mno.simState));
+    await CardManagerSession.open(card, cardManagerKeys(data, "sakura", mno.iccid));
+    await assert.rejects(CardManagerSession.open(card, cardManagerKeys(data, "kaede", mno.iccid)));
+    const unknown = cli(["sim", "create", "--data", data, "--carrier", "nope"]);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /unknown carrier "nope": choose sakura, kaede, tsubame, hibari/);
   });
 
   test("bad citizen input: one-line error, non-zero exit, nothing written", () => {

@@ -7,7 +7,7 @@ import { type Command, parseCommandArgs, UsageError } from "./command.js";
 import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
-import { cardServe, simServe } from "./commands/card.js";
+import { cardServe, simCreate, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
 
@@ -16,6 +16,7 @@ export const commands: readonly Command[] = [
   caExport,
   citizenAdd,
   cardServe,
+  simCreate,
   simServe,
   certList,
   certShow,

@@ -188,6 +188,33 @@ export async function insertCard(
   return toCard(row);
 }
 
+/** Registers a SIM inside the caller's transaction, audited there (see insertPerson). */
+export async function insertSim(
+  trx: Kysely<RegistrySchema>,
+  sim: NewSim & { id?: string },
+  actor: string,
+): Promise<SimRecord> {
+  const now = isoTime();
+  const row: SimsTable = {
+    id: sim.id ?? randomUUID(),
+    iccid: requireText(sim.iccid, "ICCID", 22),
+    eid: sim.eid ?? null,
+    carrier: sim.carrier ?? null,
+    status: "active",
+    created_at: now,
+    updated_at: now,
+  };
+  try {
+    await trx.insertInto("sims").values(row).execute();
+  } catch (error) {
+    if (isUniqueViolation(error))
+      throw new JpkiError("conflict", `ICCID ${sim.iccid} is already registered`, { cause: error });
+    throw error;
+  }
+  await appendAudit(trx, { actor, action: "sim.add", subject: row.id, details: { ...toSim(row) } });
+  return toSim(row);
+}
+
 function requireText(value: unknown, what: string, max = 1000): string {
   if (typeof value !== "string" || value.trim() === "")
     throw new JpkiError("bad-input", `${what} is required`);
@@ -317,28 +344,23 @@ export class Registry {
     });
   }
 
-  async addSim(sim: NewSim, actor = this.#actor): Promise<SimRecord> {
-    const now = isoTime();
-    const row: SimsTable = {
-      id: randomUUID(),
-      iccid: requireText(sim.iccid, "ICCID", 22),
-      eid: sim.eid ?? null,
-      carrier: sim.carrier ?? null,
-      status: "active",
-      created_at: now,
-      updated_at: now,
-    };
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        await trx.insertInto("sims").values(row).execute();
-        await appendAudit(trx, { actor, action: "sim.add", subject: row.id, details: { ...toSim(row) } });
+  /** Changes a SIM's status, audited: `void` when making it failed (it never left the SIM maker). */
+  async setSimStatus(id: string, status: string, reason: string, actor = this.#actor): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const sim = await trx.selectFrom("sims").select("status").where("id", "=", id).executeTakeFirst();
+      if (!sim) throw new JpkiError("not-found", `no SIM ${id}`);
+      await trx.updateTable("sims").set({ status, updated_at: isoTime() }).where("id", "=", id).execute();
+      await appendAudit(trx, {
+        actor,
+        action: "sim.status",
+        subject: id,
+        details: { from: sim.status, to: status, reason },
       });
-    } catch (error) {
-      if (isUniqueViolation(error))
-        throw new JpkiError("conflict", `ICCID ${sim.iccid} is already registered`, { cause: error });
-      throw error;
-    }
-    return toSim(row);
+    });
+  }
+
+  async addSim(sim: NewSim, actor = this.#actor): Promise<SimRecord> {
+    return this.db.transaction().execute((trx) => insertSim(trx, sim, actor));
   }
 
   async getSim(id: string): Promise<SimRecord | undefined> {
