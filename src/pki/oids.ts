@@ -85,3 +85,26 @@ export const ATTRIBUTE_SHORT_NAMES: Readonly<Record<string, string>> = {
   [OID_AT_ORGANIZATION]: "O",
   [OID_AT_ORGANIZATIONAL_UNIT]: "OU",
 };
+
+// ---------------------------------------------------------------------------------------------
+// CRL and CRL entry extensions (RFC 5280 §5.2, §5.3)
+
+export const OID_CE_CRL_NUMBER = "2.5.29.20";
+export const OID_CE_CRL_REASON = "2.5.29.21";
+export const OID_CE_INVALIDITY_DATE = "2.5.29.24";
+export const OID_CE_DELTA_CRL_INDICATOR = "2.5.29.27";
+export const OID_CE_ISSUING_DISTRIBUTION_POINT = "2.5.29.28";
+/** FreshestCRL (RFC 5280 §4.2.1.15, §5.2.6): where the delta CRLs of a complete CRL are published. */
+export const OID_CE_FRESHEST_CRL = "2.5.29.46";
+
+// ---------------------------------------------------------------------------------------------
+// OCSP (RFC 6960 §4.2.1, §4.4; RFC 8954) and the hashes of its CertID (RFC 6960 §4.1.1)
+
+/** id-pkix-ocsp-basic: the BasicOCSPResponse type of responseBytes. */
+export const OID_PKIX_OCSP_BASIC = "1.3.6.1.5.5.7.48.1.1";
+/** id-pkix-ocsp-nonce (RFC 8954 §2.1). */
+export const OID_PKIX_OCSP_NONCE = "1.3.6.1.5.5.7.48.1.2";
+/** id-sha1 (RFC 3279 §2.2.1): the CertID hash RFC 5019 §2.1.1 makes clients use. */
+export const OID_SHA1 = "1.3.14.3.2.26";
+/** id-sha256 (RFC 5754 §2.2). */
+export const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
