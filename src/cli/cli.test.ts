@@ -273,6 +273,31 @@ describe("jpki-mobile command line", { skip: built ? false : "run `npm run build
     assert.match(unknown.stderr, /unknown carrier "nope": choose sakura, kaede, tsubame, hibari/);
   });
 
+  test("suspend, resume and revoke change the status as the policies allow, with clear refusals", () => {
+    const added = json<CitizenJson>(cli(["citizen", "add", "--data", data, ...citizen, "--json"]));
+    const step = (command: string, serial: string, extra: string[] = []) =>
+      cli([command, serial, "--data", data, "--json", ...extra]);
+    const moved = (run: Run) => {
+      const { from, to } = json<{ from: string; to: string }>(run);
+      return `${from}>${to}`;
+    };
+    assert.equal(moved(step("suspend", added.authSerial, ["--note", "lost card"])), "issued>suspended");
+    // A card certificate's hold is final (JPKI-FACTS §3).
+    const resume = step("resume", added.authSerial);
+    assert.equal(resume.status, 1);
+    assert.match(resume.stderr, /hold is final/);
+    assert.equal(moved(step("revoke", added.authSerial, ["--reason", "keyCompromise"])), "suspended>revoked");
+    const again = step("revoke", added.authSerial);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /it is revoked/);
+    const badReason = step("revoke", added.signSerial, ["--reason", "lost"]);
+    assert.equal(badReason.status, 2);
+    assert.match(badReason.stderr, /unknown reason lost: choose unspecified, keyCompromise/);
+    assert.equal(step("revoke", "ffff").status, 1, "an unknown serial");
+    const show = cli(["cert", "show", added.authSerial, "--data", data, "--json"]);
+    assert.equal(JSON.parse(show.stdout).status, "revoked");
+  });
+
   test("bad citizen input: one-line error, non-zero exit, nothing written", () => {
     const before = json<unknown[]>(cli(["cert", "list", "--data", data, "--json"])).length;
     const cards = readdirSync(path.join(data, "cards")).length;

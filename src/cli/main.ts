@@ -10,6 +10,7 @@ import { caExport, caInit } from "./commands/ca.js";
 import { cardServe, simCreate, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
+import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
 
 export const commands: readonly Command[] = [
   caInit,
@@ -20,6 +21,9 @@ export const commands: readonly Command[] = [
   simServe,
   certList,
   certShow,
+  suspendCommand,
+  resumeCommand,
+  revokeCommand,
   auditVerify,
   benchCommand,
 ];

@@ -33,6 +33,7 @@ import {
   issueCertificates,
   recoverInterruptedIssuances,
 } from "../registry/issuance.js";
+import { DEFAULT_POLICIES, type Policies, readPolicies } from "../registry/lifecycle.js";
 import { Registry } from "../registry/registry.js";
 import type { CertificateIssuer } from "../registry/schema.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -48,6 +49,8 @@ export interface AuthorityConfig {
   keystore: string;
   /** Base URL of the status services, written into CRL distribution points and OCSP URLs. */
   baseUrl: string;
+  /** Lifecycle policies (DESIGN §5); missing ones take the defaults. */
+  policies?: Partial<Policies>;
   createdAt: string;
 }
 
@@ -93,6 +96,8 @@ export interface Authority {
   issuerKey(issuer: CertificateIssuer): IssuerKey;
   /** Where `citizen add` writes card state files. */
   readonly cardsDir: string;
+  /** The policies of config.json, defaults filled in. */
+  readonly policies: Policies;
   close(): Promise<void>;
 }
 
@@ -202,6 +207,7 @@ export async function initAuthority(options: InitOptions): Promise<Authority> {
     db: options.db ?? "registry.sqlite",
     keystore: withoutPinValue(keystoreSpec),
     baseUrl,
+    policies: DEFAULT_POLICIES,
     createdAt: new Date().toISOString(),
   };
   const keystore = await openConfiguredKeyStore(dataDir, keystoreSpec);
@@ -326,6 +332,7 @@ export async function openAuthority(
 ): Promise<Authority> {
   const dataDir = path.resolve(dataDirArg);
   const config = readConfig(dataDir);
+  const policies = readPolicies(config.policies);
   const keystore = await openConfiguredKeyStore(dataDir, config.keystore);
   let registry: Registry | undefined;
   try {
@@ -369,6 +376,7 @@ export async function openAuthority(
       certificates,
       signers,
       cardsDir,
+      policies,
       issuerKey(issuer) {
         return issuerKeys[issuer];
       },
