@@ -6,9 +6,11 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, Postgres
 import { JpkiError } from "../../errors.js";
 import type { RegistrySchema } from "../schema.js";
 import * as initial from "./001-initial.js";
+import * as status from "./002-status.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
+  "002-status": status,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
