@@ -408,7 +408,9 @@ export class Uicc implements EmulatedCard {
     if (c.cla === 0x84 && c.ins === INS.externalAuthenticate) return channel.processExternalAuthenticate(raw);
     if (c.cla === 0x80 && c.ins === INS.storeData && c.data.equals(GET_EID_DATA))
       return responseApdu(SW.OK, encodeTlv(0xbf3e, [encodeTlv(0x5a, eidBytes(this.#state.eid))]));
-    if (!channel.authenticated || !(c.cla & 0x04)) {
+    // CLA 84 only, as in the J-LIS domain: the C-MAC covers CLA with its low nibble set to 4
+    // (secure-messaging.ts, Amd D §6.2.4), so a CLA changed from 84 to 8C on the way would still verify.
+    if (!channel.authenticated || c.cla !== 0x84) {
       if (CARD_CONTENT_MANAGEMENT.has(c.ins))
         throw fail(
           SW.SECURITY_NOT_SATISFIED,
