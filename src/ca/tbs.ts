@@ -65,7 +65,7 @@ export function readTbsCertList(tbs: Buffer): TbsCertListFields {
     nextUpdate = readTime(items[i++]!);
   if (items[i]?.tag === Tag.sequence) {
     // RFC 5280 §5.1.2.6: with no revoked certificates the list is absent, not empty.
-    if (items[i]!.content.length === 0) throw new DerError("revokedCertificates is present but empty");
+    if (items[i]!.length === 0) throw new DerError("revokedCertificates is present but empty");
     i++;
   }
   if (items[i]?.tag === CONTEXT_0) {
@@ -115,9 +115,9 @@ export function readResponseData(tbs: Buffer): ResponseDataFields {
   } else if (responder?.tag === CONTEXT_2) {
     const inner = children(responder);
     if (inner.length !== 1) throw new DerError("responderID byKey must hold one KeyHash");
-    const hash = expectTag(inner[0], Tag.octetString, "responderID byKey");
-    if (hash.content.length !== 20) throw new DerError("responderID byKey must be a SHA-1 hash");
-    responderId = { byKey: hash.content };
+    const hash = expectTag(inner[0], Tag.octetString, "responderID byKey").content;
+    if (hash.length !== 20) throw new DerError("responderID byKey must be a SHA-1 hash");
+    responderId = { byKey: hash };
   } else {
     throw new DerError("responderID: expected [1] byName or [2] byKey");
   }

@@ -6,6 +6,7 @@ import { createPublicKey, verify } from "node:crypto";
 import type { KeyAlgorithm } from "./algorithms.js";
 import { OID_ECDSA_WITH_SHA256, OID_SHA256_WITH_RSA } from "./algorithms.js";
 import {
+  checkOid,
   children,
   DerError,
   type DerNode,
@@ -89,8 +90,8 @@ export function parseCertificate(der: Buffer, limits: ReadLimits = CERTIFICATE_L
   if (extra.length) throw new DerError("Certificate: unexpected fields after signatureValue");
   const tbs = expectTag(tbsNode, Tag.sequence, "tbsCertificate");
   readAlgorithmIdentifier(algNode, "signatureAlgorithm");
-  const signatureBits = expectTag(sigNode, Tag.bitString, "signatureValue");
-  if (signatureBits.content.length < 1 || signatureBits.content[0] !== 0)
+  const signatureBits = expectTag(sigNode, Tag.bitString, "signatureValue").content;
+  if (signatureBits.length < 1 || signatureBits[0] !== 0)
     throw new DerError("signatureValue: expected whole bytes");
   const fields = tbsCertificateFields(tbs);
   if (!fields.signatureAlgorithm.equals(algNode!.encoded))
@@ -99,7 +100,7 @@ export function parseCertificate(der: Buffer, limits: ReadLimits = CERTIFICATE_L
     ...fields,
     der: top.encoded,
     serialHex: fields.serial.toString("hex"),
-    signature: signatureBits.content.subarray(1),
+    signature: signatureBits.subarray(1),
   };
 }
 
@@ -118,7 +119,7 @@ export function parseTbsCertificate(tbs: Buffer): ParsedTbsCertificate {
       `TBSCertificate of ${tbs.length} bytes exceeds the limit of ${CERTIFICATE_LIMITS.maxBytes}`,
     );
   const root = readTlvAt(tbs, 0);
-  if (root.encoded.length !== tbs.length) throw new DerError("trailing bytes after the TBSCertificate");
+  if (root.end !== tbs.length) throw new DerError("trailing bytes after the TBSCertificate");
   return tbsCertificateFields(expectTag(root, Tag.sequence, "TBSCertificate"));
 }
 
@@ -134,11 +135,12 @@ function tbsCertificateFields(root: DerNode): ParsedTbsCertificate {
   if (items[0]?.tag === VERSION) {
     const inner = children(items[0]);
     if (inner.length !== 1) throw new DerError("version: [0] EXPLICIT must hold one INTEGER");
-    const v = expectTag(inner[0], Tag.integer, "version").content;
+    const v = expectTag(inner[0], Tag.integer, "version");
     // v1 is the DEFAULT, so DER leaves it out (X.690 §11.5). One octet 1 or 2: read without bigint.
-    if (v.length !== 1 || (v[0] !== 1 && v[0] !== 2))
-      throw new DerError(`version ${readInteger(inner[0]!)} must be v2 (1) or v3 (2) when present`);
-    version = v[0] + 1;
+    const octet = v.input[v.contentStart];
+    if (v.length !== 1 || (octet !== 1 && octet !== 2))
+      throw new DerError(`version ${readInteger(v)} must be v2 (1) or v3 (2) when present`);
+    version = octet + 1;
     i++;
   }
   const serial = serialMagnitude(expectTag(items[i++], Tag.integer, "serialNumber"));
@@ -208,14 +210,16 @@ function serialMagnitude(node: DerNode): Buffer {
  */
 export function checkName(node: DerNode | undefined, what: string): Buffer {
   const name = expectTag(node, Tag.sequence, what);
+  const rdnWhat = `${what} RDN`;
+  const attributeWhat = `${what} attribute`;
   for (const rdn of children(name)) {
-    expectTag(rdn, Tag.set, `${what} RDN`);
+    expectTag(rdn, Tag.set, rdnWhat);
     const attributes = children(rdn);
     if (attributes.length === 0) throw new DerError(`${what}: empty RDN`);
     for (const attribute of attributes) {
-      const parts = children(expectTag(attribute, Tag.sequence, `${what} attribute`));
+      const parts = children(expectTag(attribute, Tag.sequence, attributeWhat));
       if (parts.length !== 2) throw new DerError(`${what}: AttributeTypeAndValue needs a type and a value`);
-      readOid(parts[0]!);
+      checkOid(parts[0]!);
     }
   }
   return name.encoded;
@@ -249,9 +253,10 @@ export function readExtensions(wrapper: DerNode, what: string): CertificateExten
     if (seen.has(id)) throw new DerError(`${what}: extension ${id} appears twice`);
     seen.add(id);
     let i = 1;
-    const critical = parts[i]?.tag === Tag.boolean;
+    const flag = parts[i];
+    const critical = flag?.tag === Tag.boolean;
     if (critical) {
-      if (parts[i]!.content.length !== 1 || parts[i]!.content[0] !== 0xff)
+      if (flag.length !== 1 || flag.input[flag.contentStart] !== 0xff)
         throw new DerError(`extension ${id}: critical must be TRUE (0xFF) when present`);
       i++;
     }

@@ -251,12 +251,37 @@ export function x509Time(date: Date): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
-/** One decoded TLV. `content` and `encoded` are views into the input, not copies. */
-export interface DerNode {
-  /** The identifier octet (class, constructed bit and tag number together). */
-  readonly tag: number;
-  readonly encoded: Buffer;
-  readonly content: Buffer;
+/**
+ * One decoded TLV: where it lies in the buffer it was read from. `encoded` and `content` are views
+ * into that buffer, not copies, made when asked for: a structural check walks many nodes and looks
+ * at the bytes of few.
+ */
+export class DerNode {
+  constructor(
+    /** The identifier octet (class, constructed bit and tag number together). */
+    readonly tag: number,
+    /** The buffer the TLV was read from. */
+    readonly input: Buffer,
+    /** Offset of the identifier octet in `input`. */
+    readonly start: number,
+    /** Offset of the first content octet in `input`. */
+    readonly contentStart: number,
+    /** Offset just past the last content octet in `input`. */
+    readonly end: number,
+  ) {}
+
+  get encoded(): Buffer {
+    return this.input.subarray(this.start, this.end);
+  }
+
+  get content(): Buffer {
+    return this.input.subarray(this.contentStart, this.end);
+  }
+
+  /** Octets of content. */
+  get length(): number {
+    return this.end - this.contentStart;
+  }
 }
 
 export interface ReadLimits {
@@ -266,9 +291,9 @@ export interface ReadLimits {
   maxBytes?: number;
 }
 
-/** Reads the TLV at `offset`; the caller decides what may follow it. */
-export function readTlvAt(input: Buffer, offset: number): DerNode {
-  if (offset + 2 > input.length) throw new DerError(`truncated TLV at offset ${offset}`);
+/** Reads the TLV at `offset` of `input`, which must end by `limit`. */
+function readTlvWithin(input: Buffer, offset: number, limit: number): DerNode {
+  if (offset + 2 > limit) throw new DerError(`truncated TLV at offset ${offset}`);
   const tag = input[offset]!;
   if ((tag & 0x1f) === 0x1f) throw new DerError(`high tag numbers are not supported (offset ${offset})`);
   let length = input[offset + 1]!;
@@ -277,7 +302,7 @@ export function readTlvAt(input: Buffer, offset: number): DerNode {
     const count = length & 0x7f;
     if (count === 0) throw new DerError(`indefinite length is not DER (offset ${offset})`);
     if (count > 4) throw new DerError(`length too large (offset ${offset})`);
-    if (offset + 2 + count > input.length) throw new DerError(`truncated length at offset ${offset}`);
+    if (offset + 2 + count > limit) throw new DerError(`truncated length at offset ${offset}`);
     length = 0;
     for (let i = 0; i < count; i++) length = length * 256 + input[offset + 2 + i]!;
     if (length < 0x80 || input[offset + 2] === 0)
@@ -285,8 +310,13 @@ export function readTlvAt(input: Buffer, offset: number): DerNode {
     header += count;
   }
   const end = offset + header + length;
-  if (end > input.length) throw new DerError(`TLV at offset ${offset} runs past the end of the input`);
-  return { tag, encoded: input.subarray(offset, end), content: input.subarray(offset + header, end) };
+  if (end > limit) throw new DerError(`TLV at offset ${offset} runs past the end of the input`);
+  return new DerNode(tag, input, offset, offset + header, end);
+}
+
+/** Reads the TLV at `offset`; the caller decides what may follow it. */
+export function readTlvAt(input: Buffer, offset: number): DerNode {
+  return readTlvWithin(input, offset, input.length);
 }
 
 /** Reads exactly one TLV filling the whole input, after checking its size and nesting depth. */
@@ -295,7 +325,7 @@ export function readDer(input: Buffer, limits: ReadLimits = {}): DerNode {
   if (input.length > maxBytes)
     throw new DerError(`input of ${input.length} bytes exceeds the limit of ${maxBytes}`);
   const node = readTlvAt(input, 0);
-  if (node.encoded.length !== input.length) throw new DerError("trailing bytes after the DER value");
+  if (node.end !== input.length) throw new DerError("trailing bytes after the DER value");
   checkDepth(node, limits.maxDepth ?? 32);
   return node;
 }
@@ -310,10 +340,10 @@ function checkDepth(node: DerNode, remaining: number): void {
 export function children(node: DerNode): DerNode[] {
   if (!(node.tag & 0x20)) throw new DerError(`tag 0x${node.tag.toString(16)} is not constructed`);
   const out: DerNode[] = [];
-  for (let offset = 0; offset < node.content.length; ) {
-    const child = readTlvAt(node.content, offset);
+  for (let offset = node.contentStart; offset < node.end; ) {
+    const child = readTlvWithin(node.input, offset, node.end);
     out.push(child);
-    offset += child.encoded.length;
+    offset = child.end;
   }
   return out;
 }
@@ -337,17 +367,52 @@ export function readInteger(node: DerNode): bigint {
   return value;
 }
 
+/**
+ * Dotted forms of the short OIDs read so far, by their content octets: a certificate repeats a few
+ * dozen, and decoding each one again costs more than finding it. Bounded by clearing, as the writer's
+ * oidCache.
+ */
+const dottedOids = new Map<string, string>();
+const CACHED_OID_OCTETS = 32;
+
 export function readOid(node: DerNode): string {
   expectTag(node, Tag.oid, "OBJECT IDENTIFIER");
-  const c = node.content;
-  if (c.length === 0 || c[c.length - 1]! & 0x80) throw new DerError("malformed OBJECT IDENTIFIER");
+  const { input, contentStart, end } = node;
+  const cacheable = end - contentStart <= CACHED_OID_OCTETS;
+  const octets = cacheable ? input.toString("latin1", contentStart, end) : "";
+  const known = cacheable ? dottedOids.get(octets) : undefined;
+  if (known !== undefined) return known;
+  const dotted = decodeOid(input, contentStart, end);
+  if (cacheable) {
+    if (dottedOids.size >= 4096) dottedOids.clear();
+    dottedOids.set(octets, dotted);
+  }
+  return dotted;
+}
+
+/** Checks an OBJECT IDENTIFIER's encoding (X.690 §8.19) without decoding it. */
+export function checkOid(node: DerNode): void {
+  expectTag(node, Tag.oid, "OBJECT IDENTIFIER");
+  checkOidOctets(node.input, node.contentStart, node.end);
+}
+
+/** Subidentifiers of 7-bit groups, the last without the 0x80 flag, none starting with 0x80 (X.690 §8.19.2). */
+function checkOidOctets(input: Buffer, start: number, end: number): void {
+  if (end === start || input[end - 1]! & 0x80) throw new DerError("malformed OBJECT IDENTIFIER");
+  for (let i = start; i < end; i++)
+    if (input[i] === 0x80 && (i === start || !(input[i - 1]! & 0x80)))
+      throw new DerError("non-minimal OBJECT IDENTIFIER arc");
+}
+
+/** OBJECT IDENTIFIER content octets `input[start, end)` in dotted form (X.690 §8.19). */
+function decodeOid(input: Buffer, start: number, end: number): string {
+  checkOidOctets(input, start, end);
   const arcs: (number | bigint)[] = [];
   // Arcs are summed in plain numbers while they stay exact (below 2^46 before a 7-bit shift), in
   // bigint beyond: the common OIDs decode without bigint arithmetic, which is slow.
   let value: number | bigint = 0;
-  for (let i = 0; i < c.length; i++) {
-    const byte = c[i]!;
-    if (value === 0 && byte === 0x80) throw new DerError("non-minimal OBJECT IDENTIFIER arc");
+  for (let i = start; i < end; i++) {
+    const byte = input[i]!;
     if (typeof value === "number" && value < 2 ** 46) value = value * 128 + (byte & 0x7f);
     else value = (BigInt(value) << 7n) | BigInt(byte & 0x7f);
     if (!(byte & 0x80)) {
@@ -363,28 +428,42 @@ export function readOid(node: DerNode): string {
   return arcs.length === 1 ? head : `${head}.${arcs.slice(1).join(".")}`;
 }
 
+/** The number written in ASCII digits at `input[offset, offset + width)`. */
+function decimal(input: Buffer, offset: number, width: number): number {
+  let value = 0;
+  for (let i = offset; i < offset + width; i++) value = value * 10 + input[i]! - 0x30;
+  return value;
+}
+
 /** UTCTime or GeneralizedTime in the forms RFC 5280 §4.1.2.5 allows (seconds, "Z"). */
 export function readTime(node: DerNode): Date {
-  const text = node.content.toString("latin1");
-  let match: RegExpExecArray | null;
-  let year: number;
-  if (node.tag === Tag.utcTime) {
-    match = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-    if (!match) throw new DerError(`malformed UTCTime ${JSON.stringify(text)}`);
-    const yy = Number(match[1]);
-    year = yy >= 50 ? 1900 + yy : 2000 + yy;
-  } else if (node.tag === Tag.generalizedTime) {
-    match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-    if (!match) throw new DerError(`malformed GeneralizedTime ${JSON.stringify(text)}`);
-    year = Number(match[1]);
-  } else {
-    throw new DerError(`expected a time, got tag 0x${node.tag.toString(16)}`);
-  }
-  const [, , mo, d, h, mi, s] = match.map(Number) as number[];
-  if (h! > 23 || mi! > 59 || s! > 59) throw new DerError(`invalid time of day ${text}`);
-  const date = new Date(Date.UTC(2000, mo! - 1, d, h, mi, s));
-  date.setUTCFullYear(year, mo! - 1, d); // Date.UTC maps years 0 to 99 to 1900 to 1999
-  if (date.getUTCMonth() !== mo! - 1 || date.getUTCDate() !== d) throw new DerError(`invalid date ${text}`);
+  let yearDigits: number;
+  if (node.tag === Tag.utcTime) yearDigits = 2;
+  else if (node.tag === Tag.generalizedTime) yearDigits = 4;
+  else throw new DerError(`expected a time, got tag 0x${node.tag.toString(16)}`);
+  // YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ, read in place: certificates are read on the issuing path.
+  const { input, contentStart: at, end } = node;
+  const digits = yearDigits + 10;
+  let wellFormed = end - at === digits + 1 && input[end - 1] === 0x5a; // "Z"
+  for (let i = at; wellFormed && i < at + digits; i++) wellFormed = input[i]! >= 0x30 && input[i]! <= 0x39;
+  if (!wellFormed)
+    throw new DerError(
+      `malformed ${yearDigits === 2 ? "UTCTime" : "GeneralizedTime"} ${JSON.stringify(node.content.toString("latin1"))}`,
+    );
+  let year = decimal(input, at, yearDigits);
+  if (yearDigits === 2) year += year >= 50 ? 1900 : 2000;
+  const rest = at + yearDigits;
+  const mo = decimal(input, rest, 2);
+  const d = decimal(input, rest + 2, 2);
+  const h = decimal(input, rest + 4, 2);
+  const mi = decimal(input, rest + 6, 2);
+  const s = decimal(input, rest + 8, 2);
+  if (h > 23 || mi > 59 || s > 59)
+    throw new DerError(`invalid time of day ${node.content.toString("latin1")}`);
+  const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, s));
+  date.setUTCFullYear(year, mo - 1, d); // Date.UTC maps years 0 to 99 to 1900 to 1999
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d)
+    throw new DerError(`invalid date ${node.content.toString("latin1")}`);
   return date;
 }
 

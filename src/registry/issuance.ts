@@ -13,13 +13,12 @@
  *
  * Certificate content is not built here: each request brings `buildTbs`, the profile code.
  */
-import { createHash } from "node:crypto";
 import { type Kysely, sql } from "kysely";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
-import { readDer, readTlvAt, Tag } from "../pki/der.js";
+import { DerError, readDer, readTlvAt, Tag } from "../pki/der.js";
 import { randomSerial, serialFromHex, serialToHex, shardOf } from "../pki/serial.js";
-import { type AuditEntry, appendAudit } from "./audit.js";
-import { bulkInsert, bulkStoreIssued } from "./bulk.js";
+import { type AuditEntry, appendAudit, sha256Hex } from "./audit.js";
+import { type BulkColumn, bulkInsert, bulkStoreIssued, column } from "./bulk.js";
 import { isoTime, toBuffer } from "./db.js";
 import {
   type CertificateIssuer,
@@ -96,6 +95,7 @@ export interface CertificateRecord {
   simId: string | null;
   parentSerial: string | null;
   status: CertificateStatus;
+  /** The TBSCertificate: as stored, or read from `der` once the certificate is stored. */
   tbs: Buffer;
   der: Buffer | null;
   notBefore: string;
@@ -136,8 +136,6 @@ function validate(request: IssuanceRequest, signers: CertificateSigners): void {
   if (!(request.notBefore.getTime() < request.notAfter.getTime())) fail("notBefore must precede notAfter");
 }
 
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
 interface Prepared extends StoredIssuance {
   tbs: Buffer;
   notBefore: string;
@@ -170,32 +168,32 @@ function prepare(request: IssuanceRequest, shards: number, serialSource: SerialS
 }
 
 /** The columns a pending row sets, in `toRow` order. */
-const CERTIFICATE_COLUMNS: readonly string[] = [
-  "serial",
-  "issuer",
-  "kind",
-  "medium",
-  "person_id",
-  "card_id",
-  "sim_id",
-  "parent_serial",
-  "status",
-  "tbs",
-  "not_before",
-  "not_after",
-  "shard",
-  "created_at",
-  "updated_at",
+const CERTIFICATE_COLUMNS: readonly BulkColumn[] = [
+  column("serial"),
+  column("issuer"),
+  column("kind"),
+  column("medium"),
+  column("person_id"),
+  column("card_id"),
+  column("sim_id"),
+  column("parent_serial"),
+  column("status"),
+  column("tbs", "bytea"),
+  column("not_before"),
+  column("not_after"),
+  column("shard", "integer"),
+  column("created_at"),
+  column("updated_at"),
 ];
 
-const LIFECYCLE_COLUMNS: readonly string[] = [
-  "serial",
-  "event",
-  "from_status",
-  "to_status",
-  "reason",
-  "actor",
-  "at",
+const LIFECYCLE_COLUMNS: readonly BulkColumn[] = [
+  column("serial"),
+  column("event"),
+  column("from_status"),
+  column("to_status"),
+  column("reason"),
+  column("actor"),
+  column("at"),
 ];
 
 async function storePending(
@@ -252,18 +250,19 @@ async function storePending(
         actor,
         action: "certificate.pending",
         subject: p.serial,
+        // Keys in order: canonicalJson then takes the object as it is.
         details: {
+          cardId: p.request.cardId ?? null,
           issuer: p.request.issuer,
           kind: p.request.kind,
           medium: p.request.medium,
-          personId: p.request.personId ?? null,
-          cardId: p.request.cardId ?? null,
-          simId: p.request.simId ?? null,
-          parentSerial: p.request.parentSerial ?? null,
-          shard: p.shard,
-          notBefore: p.notBefore,
           notAfter: p.notAfter,
-          tbsSha256: sha256(p.tbs),
+          notBefore: p.notBefore,
+          parentSerial: p.request.parentSerial ?? null,
+          personId: p.request.personId ?? null,
+          shard: p.shard,
+          simId: p.request.simId ?? null,
+          tbsSha256: sha256Hex(p.tbs),
         },
       }),
     ),
@@ -273,14 +272,20 @@ async function storePending(
 type SignOutcome = { ok: true; der: Buffer } | { ok: false; reason: string; transient: boolean };
 
 /**
- * Checks that what came back is a Certificate (RFC 5280 §4.1) whose first element is exactly the stored
- * TBS. Only the two outer headers are read: the bytes inside are the ones the registry built.
+ * The first element of a Certificate (RFC 5280 §4.1), its TBSCertificate. Only the two outer headers
+ * are read: the bytes inside are the ones the registry built.
  */
+function tbsOf(der: Buffer): Buffer {
+  const certificate = readTlvAt(der, 0);
+  if (certificate.tag !== Tag.sequence || certificate.end !== der.length)
+    throw new DerError("not a Certificate SEQUENCE");
+  return readTlvAt(certificate.content, 0).encoded;
+}
+
+/** Checks that what came back is a Certificate whose first element is exactly the stored TBS. */
 function wrapsTbs(der: Buffer, tbs: Buffer): boolean {
   try {
-    const certificate = readTlvAt(der, 0);
-    if (certificate.tag !== Tag.sequence || certificate.encoded.length !== der.length) return false;
-    return readTlvAt(certificate.content, 0).encoded.equals(tbs);
+    return tbsOf(der).equals(tbs);
   } catch {
     return false;
   }
@@ -394,7 +399,7 @@ async function finish(
           subject: e.serial,
           details:
             e.to === "issued"
-              ? { event: options.event, derSha256: sha256(derOf.get(e.serial)!) }
+              ? { derSha256: sha256Hex(derOf.get(e.serial)!), event: options.event }
               : { reason: e.reason },
         }),
       ),
@@ -597,7 +602,8 @@ function toRecord(row: CertificateRow): CertificateRecord {
     simId: row.sim_id,
     parentSerial: row.parent_serial,
     status: row.status,
-    tbs: toBuffer(row.tbs),
+    // Emptied once the certificate is stored (bulkStoreIssued): the DER holds it.
+    tbs: row.der && row.tbs.length === 0 ? tbsOf(toBuffer(row.der)) : toBuffer(row.tbs),
     der: toBuffer(row.der),
     notBefore: row.not_before,
     notAfter: row.not_after,
