@@ -14,6 +14,7 @@ packages=(
   opensc           # OpenSC (jpki driver, pkcs11-tool, pkcs15-tool): the independent card reader
   pcsc-tools       # pcsc_scan, scriptor
   libpcsclite-dev  # headers for the smartcard npm package (PC/SC client)
+  time             # GNU time: peak memory of the peers in `bench crl`
 )
 
 missing=()

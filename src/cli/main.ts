@@ -10,7 +10,10 @@ import { caExport, caInit } from "./commands/ca.js";
 import { cardServe, simCreate, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
+import { crlPublish } from "./commands/crl.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
+import { startCommand } from "./commands/start.js";
+import { verifierAdd } from "./commands/verifier.js";
 
 export const commands: readonly Command[] = [
   caInit,
@@ -24,7 +27,10 @@ export const commands: readonly Command[] = [
   suspendCommand,
   resumeCommand,
   revokeCommand,
+  crlPublish,
   auditVerify,
+  verifierAdd,
+  startCommand,
   benchCommand,
 ];
 

@@ -97,7 +97,10 @@ export interface CertificatesTable {
   /** The card certificate a phone certificate was issued against (link query, cascades). */
   parent_serial: string | null;
   status: CertificateStatus;
-  /** TBSCertificate DER, stored before signing (Boulder's order). */
+  /**
+   * TBSCertificate DER, stored before signing (Boulder's order). Emptied when `der`, which holds it
+   * byte for byte, is stored: recovery needs it only while the row is `pending`.
+   */
   tbs: Buffer;
   der: Buffer | null;
   not_before: Timestamp;
@@ -152,6 +155,58 @@ export interface SettingsTable {
   value: string;
 }
 
+/** A registered verifier (署名検証者 / 利用者証明検証者): only these get OCSP answers and CRLs. */
+export interface VerifiersTable {
+  id: string;
+  name: string;
+  /** Which certificates' status it may ask: `auth`, `sign`, or `both`. */
+  kind: "auth" | "sign" | "both";
+  /** SHA-256 (hex) of its bearer token; the token itself is shown once, at registration. */
+  token_hash: string;
+  status: "active" | "disabled";
+  created_at: Timestamp;
+}
+
+/** Lookups per verifier, JST day and channel (`ocsp`, `crl`): the fee basis. */
+export interface VerifierLookupsTable {
+  verifier_id: string;
+  /** YYYY-MM-DD, Japan time. */
+  day: string;
+  channel: "ocsp" | "crl";
+  count: number;
+}
+
+/** The latest CRL of each shard of each CA, full and delta. */
+export interface CrlsTable {
+  issuer: CertificateIssuer;
+  shard: number;
+  kind: "full" | "delta";
+  /** CRLNumber: one increasing sequence per CA and shard, shared by full and delta CRLs (RFC 5280 §5.2.3). */
+  crl_number: number;
+  /** A delta's base: the full CRL number it applies to. */
+  base_crl_number: number | null;
+  /** The registry's change sequence the CRL reflects. */
+  change_sequence: number;
+  this_update: Timestamp;
+  next_update: Timestamp;
+  entries: number;
+  der: Buffer;
+}
+
+/** A pre-signed OCSP answer (without nonce) per live certificate. */
+export interface OcspResponsesTable {
+  serial: string;
+  issuer: CertificateIssuer;
+  /** The status the answer gives: good, revoked, held (revoked with reason certificateHold) or unknown. */
+  status: string;
+  /** The registry's change sequence when it was signed: a later change of this certificate voids it. */
+  change_sequence: number;
+  produced_at: Timestamp;
+  next_update: Timestamp;
+  /** BasicOCSPResponse DER. */
+  der: Buffer;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -161,6 +216,10 @@ export interface RegistrySchema {
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
   settings: SettingsTable;
+  verifiers: VerifiersTable;
+  verifier_lookups: VerifierLookupsTable;
+  crls: CrlsTable;
+  ocsp_responses: OcspResponsesTable;
 }
 
 export type Person = Selectable<PersonsTable>;

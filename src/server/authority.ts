@@ -328,7 +328,11 @@ async function latestCertificate(
  */
 export async function openAuthority(
   dataDirArg: string,
-  options: { actor?: string } = {},
+  options: {
+    actor?: string;
+    /** A registry database other than config.json's (`start --db`). */
+    db?: string;
+  } = {},
 ): Promise<Authority> {
   const dataDir = path.resolve(dataDirArg);
   const config = readConfig(dataDir);
@@ -336,7 +340,9 @@ export async function openAuthority(
   const keystore = await openConfiguredKeyStore(dataDir, config.keystore);
   let registry: Registry | undefined;
   try {
-    registry = await Registry.open(registryUrl(dataDir, config.db), { actor: options.actor ?? "jpki" });
+    registry = await Registry.open(registryUrl(dataDir, options.db ?? config.db), {
+      actor: options.actor ?? "jpki",
+    });
     const certificates: CaCertificates = {
       sign: await latestCertificate(registry, "sign", "ca"),
       auth: await latestCertificate(registry, "auth", "ca"),

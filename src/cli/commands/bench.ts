@@ -5,6 +5,8 @@ import {
   type CardBenchResult,
   type RoundTripRate,
 } from "../../../bench/card.js";
+import { benchCrl, type CrlBenchPhase, type CrlBenchResult } from "../../../bench/crl.js";
+import { benchOcsp, type OcspBenchResult } from "../../../bench/ocsp.js";
 import {
   type Command,
   type OptionValues,
@@ -87,13 +89,96 @@ function renderCard(result: CardBenchResult): string {
   return lines.join("\n");
 }
 
-/** Options that belong to one benchmark only: naming one with the other is a usage error. */
-const OPTIONS_OF = { ca: ["batch", "pg", "no-pg"], card: ["seconds", "no-vpcd"] } as const;
+function renderCrl(result: CrlBenchResult): string {
+  const mb = (bytes: number | null) => (bytes === null ? "n/a" : `${(bytes / 1e6).toFixed(0)} MB`);
+  const header = [
+    "database",
+    "entries",
+    "ours s",
+    "peak",
+    "openssl s (gencrl + verify)",
+    "peak",
+    "speed-up",
+    "memory",
+  ];
+  const rows = result.runs.map((run) => [
+    run.database,
+    run.entries.toLocaleString("en-US"),
+    run.ours.seconds.toFixed(2),
+    mb(run.ours.peakRssBytes),
+    `${run.openssl.seconds.toFixed(2)} (${run.openssl.gencrl.seconds.toFixed(2)} + ${run.openssl.verify.seconds.toFixed(2)})`,
+    mb(run.openssl.peakRssBytes),
+    `${run.speedup.toFixed(1)}×`,
+    run.memoryRatio === null ? "n/a" : run.memoryRatio.toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("   ")
+      .trimEnd();
+  const met = (ok: boolean) => (ok ? "met" : "missed");
+  return [
+    line(header),
+    ...rows.map(line),
+    "",
+    `Ours: ${result.runs[0]?.ours.crls ?? 0} CRLs (every shard of the auth CA, complete and delta), each read back and verified.`,
+    "OpenSSL: one CRL of the same entries, then `openssl crl -verify` of it.",
+    ...result.runs.map(
+      (run) =>
+        `${run.database}: speed ${met(run.speedup >= result.goal.speedup)} (goal >= ${result.goal.speedup}×), memory ` +
+        `${run.memoryRatio === null ? "not measured" : met(run.memoryRatio <= result.goal.memoryRatio)} (goal <= 1/3 of OpenSSL's peak)`,
+    ),
+    ...(result.memoryUnavailable ? [`Peak memory not measured: ${result.memoryUnavailable}.`] : []),
+  ].join("\n");
+}
+
+function renderOcsp(result: OcspBenchResult): string {
+  const lines = [
+    `Pre-signed OCSP answers over GET, ${result.certificates} certificates asked in turn, ${result.cores} cores shared by server and load generator:`,
+    "server                   connections        answers/s    p50 ms    p99 ms   cores (server + client)   per server core",
+  ];
+  for (const run of result.runs)
+    lines.push(
+      `${run.server.padEnd(24)} ${`${run.connections} ${run.keepAlive ? "keep-alive" : "one each"}`.padEnd(16)}` +
+        `${run.answersPerSecond.toFixed(0).padStart(11)} ${run.p50Ms.toFixed(2).padStart(9)} ${run.p99Ms.toFixed(2).padStart(9)}` +
+        `   ${run.serverCores.toFixed(2)} + ${run.clientCores.toFixed(2)}`.padEnd(28) +
+        `${run.answersPerServerCore.toFixed(0).padStart(15)}${run.errors ? `   (${run.errors} errors)` : ""}`,
+    );
+  const best = result.runs.filter((r) => r.server === "jpki-mobile" && r.keepAlive);
+  const fastest = best.reduce((a, b) => (b.answersPerSecond > a.answersPerSecond ? b : a), best[0]!);
+  const met = (ok: boolean) => (ok ? "met" : "missed");
+  lines.push(
+    "",
+    `Goal ${result.goal.answersPerSecond}/s: ${met(fastest.answersPerSecond >= result.goal.answersPerSecond)}; ` +
+      `p99 under ${result.goal.p99Ms} ms: ${met(fastest.p99Ms < result.goal.p99Ms)} (at ${fastest.connections} connections)`,
+  );
+  if (result.ratio !== undefined)
+    lines.push(
+      `Over openssl ocsp: ${result.ratio.toFixed(1)}× (goal ${result.goal.ratio}×: ${met(result.ratio >= result.goal.ratio)})` +
+        (result.ratioMulti === undefined
+          ? ""
+          : `; over openssl ocsp -multi 2: ${result.ratioMulti.toFixed(1)}×`),
+    );
+  if (result.ratioPerServerCore !== undefined)
+    lines.push(`Per server core kept busy, over openssl ocsp: ${result.ratioPerServerCore.toFixed(1)}×`);
+  return lines.join("\n");
+}
+
+/** Options that belong to some benchmarks only: naming one with another benchmark is a usage error. */
+const OPTIONS_OF = {
+  ca: ["batch", "pg", "no-pg"],
+  card: ["seconds", "no-vpcd"],
+  crl: ["entries", "pg", "no-pg"],
+  ocsp: ["seconds"],
+} as const;
 
 function refuseOptionsOfOther(values: OptionValues, benchmark: keyof typeof OPTIONS_OF): void {
-  const other = benchmark === "ca" ? "card" : "ca";
-  const wrong = OPTIONS_OF[other].find((name) => values[name] !== undefined);
-  if (wrong) throw new UsageError(`--${wrong} applies to bench ${other}, not bench ${benchmark}`);
+  const own: readonly string[] = OPTIONS_OF[benchmark];
+  for (const [other, names] of Object.entries(OPTIONS_OF)) {
+    const wrong = names.find((name) => !own.includes(name) && values[name] !== undefined);
+    if (wrong) throw new UsageError(`--${wrong} applies to bench ${other}, not bench ${benchmark}`);
+  }
 }
 
 async function runCa(values: OptionValues): Promise<CaBenchResult> {
@@ -101,12 +186,35 @@ async function runCa(values: OptionValues): Promise<CaBenchResult> {
   const result = await benchCa({
     count: positiveInteger(stringOption(values, "count"), "count", 10000),
     batch: positiveInteger(stringOption(values, "batch"), "batch", 500),
-    postgresUrl: values["no-pg"]
-      ? undefined
-      : (stringOption(values, "pg") ?? process.env.JPKI_BENCH_PG ?? DEFAULT_PG),
+    postgresUrl: postgresUrlOption(values),
     onProgress: (_label, done, total) => bar.update(done, total),
   });
   bar.end();
+  return result;
+}
+
+function postgresUrlOption(values: OptionValues): string | undefined {
+  return values["no-pg"]
+    ? undefined
+    : (stringOption(values, "pg") ?? process.env.JPKI_BENCH_PG ?? DEFAULT_PG);
+}
+
+async function runCrl(values: OptionValues): Promise<CrlBenchResult> {
+  let phase: CrlBenchPhase | undefined;
+  let bar: ReturnType<typeof progress> | undefined;
+  const result = await benchCrl({
+    entries: positiveInteger(stringOption(values, "entries"), "entries", 1_000_000),
+    postgresUrl: postgresUrlOption(values),
+    onProgress: (next, done, total) => {
+      if (next !== phase) {
+        bar?.end();
+        bar = progress(next);
+        phase = next;
+      }
+      bar?.update(done, total);
+    },
+  });
+  bar?.end();
   return result;
 }
 
@@ -140,10 +248,12 @@ async function runCard(values: OptionValues): Promise<CardBenchResult> {
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "measure performance beside a peer measured in the same run (bench ca, bench card)",
+  summary: "measure performance beside a peer measured in the same run (bench ca, card, crl, ocsp)",
   help: `
 Usage: jpki-mobile bench ca [--count N] [--batch N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench card [--seconds S] [--count N] [--no-vpcd] [--json]
+       jpki-mobile bench crl [--entries N] [--pg URL | --no-pg] [--json]
+       jpki-mobile bench ocsp [--count N] [--seconds S] [--json]
 
 ca    certificates issued per second through the whole registry path (store, sign, store, audit)
       on SQLite and PostgreSQL, beside \`openssl speed rsa2048\` measured in the same run, and the
@@ -156,11 +266,32 @@ card  APDU round trips per second to an emulated My Number card: in process, ove
       figure is reported unavailable). Then SIGN (80 2A) latency after VERIFY, median and p99,
       beside Node's RSA-2048 signature with the same key over the same DigestInfo in the same run.
 
+crl   time and peak memory to produce and verify the CRLs of N revoked certificates: every shard of
+      the user-authentication CA, complete and delta, read from the registry (SQLite, then PostgreSQL)
+      in serial order, signed, read back and verified; beside \`openssl ca -gencrl\` and
+      \`openssl crl -verify\` on the same entries with the same CA key, each side in a process of its
+      own (peak memory from GNU time and /proc). The registry is filled first, outside the timing.
+      Goal: at least 5 times faster, and at most a third of OpenSSL's peak memory.
+
+ocsp  pre-signed OCSP answers per second over GET, with p50 and p99 latency, from
+      \`jpki-mobile start\` in a child process at 16 and 64 keep-alive connections (and one request
+      per connection), beside \`openssl ocsp\` (alone, and with -multi 2) on the same CA, responder
+      key and certificates, a fresh responder per measurement. Goal: 20,000 answers/s, p99 under
+      10 ms, at least 10 times OpenSSL's rate.
+
 Options of bench ca:
   --count N       certificates per database (default 10000)
   --batch N       certificates per registry call (default 500)
   --pg URL        PostgreSQL server (default $JPKI_BENCH_PG, else ${DEFAULT_PG})
   --no-pg         measure SQLite only
+
+Options of bench crl:
+  --entries N     revoked certificates (default 1000000)
+  --pg URL, --no-pg  as for bench ca
+
+Options of bench ocsp:
+  --count N       certificates, asked about in turn (default 1000; a tenth revoked)
+  --seconds S     time for each measurement (default 5)
 
 Options of bench card:
   --seconds S     time for each round-trip measurement (default 2)
@@ -177,8 +308,9 @@ ${JSON_HELP}
     "no-pg": { type: "boolean" },
     seconds: { type: "string" },
     "no-vpcd": { type: "boolean" },
+    entries: { type: "string" },
   },
-  positionals: { min: 1, max: 1, names: "what to measure (ca or card)" },
+  positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl or ocsp)" },
   async run(values, positionals) {
     const benchmark = positionals[0];
     if (benchmark === "ca") {
@@ -187,7 +319,23 @@ ${JSON_HELP}
     } else if (benchmark === "card") {
       refuseOptionsOfOther(values, "card");
       printResult(values.json === true, await runCard(values), renderCard);
-    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca or card`);
+    } else if (benchmark === "crl") {
+      refuseOptionsOfOther(values, "crl");
+      printResult(values.json === true, await runCrl(values), renderCrl);
+    } else if (benchmark === "ocsp") {
+      refuseOptionsOfOther(values, "ocsp");
+      // One line of progress, rewritten in place on a terminal.
+      const tty = process.stderr.isTTY;
+      const result = await benchOcsp({
+        certificates: positiveInteger(stringOption(values, "count"), "count", 1000),
+        seconds: positiveNumber(stringOption(values, "seconds"), "seconds", 5),
+        onProgress: (phase) => {
+          if (tty) process.stderr.write(`\r\x1b[K${phase}`);
+        },
+      });
+      if (tty) process.stderr.write("\r\x1b[K");
+      printResult(values.json === true, result, renderOcsp);
+    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca, card, crl or ocsp`);
     return 0;
   },
 };

@@ -7,10 +7,12 @@ import { JpkiError } from "../../errors.js";
 import type { RegistrySchema } from "../schema.js";
 import * as initial from "./001-initial.js";
 import * as status from "./002-status.js";
+import * as crlEntries from "./003-crl-entries.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
   "002-status": status,
+  "003-crl-entries": crlEntries,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

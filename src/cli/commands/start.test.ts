@@ -1,0 +1,143 @@
+/**
+ * `jpki-mobile verifier add` and `jpki-mobile start` as a user runs them, in child processes: the
+ * token printed once works with `openssl ocsp`, the server prints its URLs, stops on SIGTERM with
+ * status 0, and its lookup counts are in the registry afterwards.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { promisify } from "node:util";
+import { openRegistryDatabase } from "../../registry/db.js";
+import { lookupCounts } from "../../registry/verifiers.js";
+
+const execFileAsync = promisify(execFile);
+const dir = mkdtempSync(path.join(tmpdir(), "jpki-start-"));
+const data = path.join(dir, "data");
+const env = { ...process.env, JPKI_CA_PASSPHRASE: "start command test" };
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The command line as a child process (from source under tsx, or from dist). */
+function cliArgs(args: string[]): string[] {
+  const main = new URL("../main.js", import.meta.url).href;
+  const code = `const { main } = await import(${JSON.stringify(main)}); process.exitCode = await main(process.argv.slice(1));`;
+  return [...process.execArgv, "--input-type=module", "-e", code, ...args];
+}
+
+async function jpki(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, cliArgs(args), {
+      env,
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
+    });
+    child.on("exit", (code) => reject(new Error(`start exited (${code}) before printing: ${out}${err}`)));
+  });
+}
+
+test("verifier add prints a token once; start serves with it, stops on SIGTERM and writes the counts", async () => {
+  assert.equal((await jpki(["ca", "init", "--data", data])).code, 0);
+  const citizen = await jpki([
+    "citizen",
+    "add",
+    "--data",
+    data,
+    "--name",
+    "試験 一郎",
+    "--birth",
+    "1970-01-01",
+    "--sex",
+    "male",
+    "--address",
+    "大阪府",
+    "--json",
+  ]);
+  assert.equal(citizen.code, 0, citizen.stderr);
+  const { authSerial } = JSON.parse(citizen.stdout) as { authSerial: string };
+
+  const usage = await jpki(["verifier", "add", "--data", data, "--name", "x", "--kind", "everything"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--kind must be one of auth, sign, both/);
+  const added = await jpki([
+    "verifier",
+    "add",
+    "--data",
+    data,
+    "--name",
+    "例示銀行",
+    "--kind",
+    "auth",
+    "--json",
+  ]);
+  assert.equal(added.code, 0, added.stderr);
+  const { verifierId, token } = JSON.parse(added.stdout) as { verifierId: string; token: string };
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  const text = await jpki(["verifier", "add", "--data", data, "--name", "other", "--kind", "both"]);
+  assert.match(text.stdout, /Token \(shown once, keep it secret\): [A-Za-z0-9_-]{43}\n/);
+
+  assert.equal((await jpki(["ca", "export", "--data", data, "--out", dir])).code, 0);
+  const shown = await jpki(["cert", "show", authSerial, "--data", data, "--pem"]);
+  const certFile = path.join(dir, "citizen.pem");
+  writeFileSync(certFile, shown.stdout);
+
+  const server = spawn(process.execPath, cliArgs(["start", "--data", data, "--port", "0", "--json"]), {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+  try {
+    const urls = JSON.parse(await firstLine(server)) as Record<string, string>;
+    assert.match(urls.url!, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(urls.ocsp, `${urls.url}/ocsp`);
+    assert.equal(urls.docs, `${urls.url}/docs`);
+    const asked = await execFileAsync("openssl", [
+      "ocsp",
+      "-issuer",
+      path.join(dir, "auth-ca.pem"),
+      "-cert",
+      certFile,
+      "-url",
+      urls.ocsp!,
+      "-header",
+      `Authorization=Bearer ${token}`,
+      "-CAfile",
+      path.join(dir, "auth-ca.pem"),
+    ]);
+    assert.match(asked.stdout, /citizen\.pem: good/);
+    assert.match(asked.stderr, /Response verify OK/);
+    const health = await fetch(urls.health!);
+    assert.equal(health.status, 200);
+  } finally {
+    server.kill("SIGTERM");
+  }
+  assert.equal(await exited, 0);
+  // The lookup is in the registry once the process has ended (written at the latest on shutdown).
+  const registry = await openRegistryDatabase(path.join(data, "registry.sqlite"));
+  try {
+    assert.deepEqual(
+      (await lookupCounts(registry.db, { verifierId })).map((r) => [r.channel, r.count]),
+      [["ocsp", 1]],
+    );
+  } finally {
+    await registry.close();
+  }
+});
