@@ -10,6 +10,7 @@ import { getCertificate, issueCertificates } from "./issuance.js";
 import {
   changeSequence,
   DEFAULT_POLICIES,
+  doubleIssuanceHooks,
   effectiveStatus,
   expireCertificates,
   type Policies,
@@ -211,5 +212,64 @@ forEachDialect((_dialect, open) => {
       { numRuns: 25 },
     );
     assert.deepEqual(await verifyAudit(db), []);
+  });
+});
+
+forEachDialect((_dialect, open) => {
+  /** N phone-auth issuances for one person at once, through the policy's hooks. */
+  async function race(db: TestDatabase["db"], policies: Policies, n: number) {
+    const registry = new Registry(db);
+    const person = await registry.addPerson({
+      name: "並行 太郎",
+      sex: "male",
+      birthDate: "1990-04-01",
+      address: "大阪府",
+    });
+    const hooks = doubleIssuanceHooks(policies, actor);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: n }, () =>
+        issueCertificates(
+          db,
+          { auth: signer },
+          [testRequest(key, { kind: "phone-auth", medium: "sim", personId: person.id })],
+          { actor, ...hooks },
+        ),
+      ),
+    );
+    const rows = await db
+      .selectFrom("certificates")
+      .select(["serial", "status", "revocation_reason"])
+      .where("person_id", "=", person.id)
+      .execute();
+    return { outcomes, rows };
+  }
+
+  test("one-per-medium: 50 concurrent phone issuances end with one valid certificate, the rest superseded", async () => {
+    const { db } = await open();
+    const { outcomes, rows } = await race(db, DEFAULT_POLICIES, 50);
+    assert.ok(
+      outcomes.every((o) => o.status === "fulfilled" && o.value[0]?.ok),
+      "every issuance succeeded",
+    );
+    assert.equal(rows.length, 50, "none lost");
+    assert.equal(rows.filter((r) => r.status === "issued").length, 1);
+    const superseded = rows.filter((r) => r.status === "revoked");
+    assert.equal(superseded.length, 49);
+    assert.ok(superseded.every((r) => r.revocation_reason === CrlReason.superseded));
+    assert.deepEqual(await verifyAudit(db), []);
+  });
+
+  test("strict: 50 concurrent phone issuances end with one valid certificate, the rest refused", async () => {
+    const { db } = await open();
+    const { outcomes, rows } = await race(db, { ...DEFAULT_POLICIES, doubleIssuance: "strict" }, 50);
+    const fulfilled = outcomes.filter((o) => o.status === "fulfilled");
+    const refused = outcomes.filter((o) => o.status === "rejected" && conflict(o.reason));
+    assert.equal(fulfilled.length, 1);
+    assert.equal(refused.length, 49, "every other one refused with a conflict, nothing else");
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ["issued"],
+      "refused issuances left no row",
+    );
   });
 });

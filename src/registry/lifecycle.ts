@@ -372,3 +372,95 @@ export async function changeSequence(db: Kysely<RegistrySchema>): Promise<number
     .executeTakeFirstOrThrow();
   return Number(row.last);
 }
+
+/** Kinds of user-authentication certificate: the ones `strict` allows one of per person. */
+const USER_AUTH_KINDS: readonly CertificateRow["kind"][] = ["card-auth", "phone-auth"];
+const PHONE_KINDS: readonly CertificateRow["kind"][] = ["phone-auth", "phone-sign"];
+
+/**
+ * Locks the persons rows (PostgreSQL) so that concurrent issuances for one person take turns. FOR NO
+ * KEY UPDATE, not FOR UPDATE: the certificate rows the transaction already inserted hold KEY SHARE locks
+ * on the person through their foreign key, and FOR UPDATE would deadlock two issuances on those.
+ */
+async function lockPersons(trx: Trx, personIds: readonly string[]): Promise<void> {
+  if (dialectOf(trx) !== "postgres" || personIds.length === 0) return;
+  await trx
+    .selectFrom("persons")
+    .select("id")
+    .where("id", "in", personIds)
+    .orderBy("id")
+    .forNoKeyUpdate()
+    .execute();
+}
+
+/**
+ * The double-issuance policy (DESIGN §5) as issuance hooks for phone certificates, run inside the
+ * issuance's own transactions (src/registry/issuance.ts), so the outcome holds however many
+ * issuances for one person race:
+ *
+ * - `one-per-medium`: when a phone certificate is stored, the person's other live certificates of
+ *   the same kind on a SIM are revoked as superseded, in the same transaction: the last one stored
+ *   wins, none is left valid beside it.
+ * - `strict`: a user-authentication certificate is refused (before anything is signed) while the
+ *   person holds another live or pending one, the card's included: the 2015 rule of one valid
+ *   user-authentication certificate per person. The citizen revokes the old one first.
+ */
+export function doubleIssuanceHooks(
+  policies: Policies,
+  actor: string,
+): {
+  onPending(
+    trx: Trx,
+    stored: readonly { serial: string; request: { kind: string; personId?: string | null } }[],
+  ): Promise<void>;
+  onIssued(
+    trx: Trx,
+    issued: readonly { serial: string; request: { kind: string; personId?: string | null } }[],
+  ): Promise<void>;
+} {
+  const phone = (items: readonly { serial: string; request: { kind: string; personId?: string | null } }[]) =>
+    items.filter((i) => PHONE_KINDS.includes(i.request.kind as CertificateRow["kind"]) && i.request.personId);
+  return {
+    async onPending(trx, stored) {
+      const items = phone(stored).filter((i) =>
+        USER_AUTH_KINDS.includes(i.request.kind as CertificateRow["kind"]),
+      );
+      if (policies.doubleIssuance !== "strict" || items.length === 0) return;
+      await lockPersons(trx, [...new Set(items.map((i) => i.request.personId!))]);
+      const own = items.map((i) => i.serial);
+      for (const item of items) {
+        const other = await trx
+          .selectFrom("certificates")
+          .select(["serial", "status"])
+          .where("person_id", "=", item.request.personId!)
+          .where("kind", "in", USER_AUTH_KINDS)
+          .where("status", "in", [...LIVE_STATUSES, "pending"])
+          .where("serial", "not in", own)
+          .executeTakeFirst();
+        if (other)
+          throw new JpkiError(
+            "conflict",
+            `the person already holds user-authentication certificate ${other.serial} (${other.status}); the strict policy allows one: revoke it first`,
+          );
+      }
+    },
+    async onIssued(trx, issued) {
+      const items = phone(issued);
+      if (policies.doubleIssuance !== "one-per-medium" || items.length === 0) return;
+      await lockPersons(trx, [...new Set(items.map((i) => i.request.personId!))]);
+      const own = items.map((i) => i.serial);
+      for (const item of items) {
+        const older = await liveSerials(trx, {
+          personId: item.request.personId!,
+          kinds: [item.request.kind as CertificateRow["kind"]],
+        });
+        for (const serial of older.filter((s) => !own.includes(s)))
+          await transitions.revoke(trx, serial, {
+            actor,
+            reason: CrlReason.superseded,
+            note: `superseded by ${item.serial}`,
+          });
+      }
+    },
+  };
+}
