@@ -4,6 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { dropPostgresSchema } from "../src/registry/db.js";
 
 /** `openssl speed rsa2048` on one core: RSA-2048 private-key operations per second. */
 export function opensslRsa2048SignsPerSecond(seconds = 3): number {
@@ -55,4 +56,20 @@ export async function measureCores<T>(
   const processCores = (after.ours - before.ours) / seconds;
   const cores = processCores + (after.database - before.database) / seconds;
   return { result, seconds, cores, processCores };
+}
+
+/** A throw-away PostgreSQL schema (`<prefix>_<pid>_<time>`) for one run, dropped afterwards. */
+export async function withPostgresSchema<T>(
+  url: string,
+  prefix: string,
+  body: (schemaUrl: string) => Promise<T>,
+): Promise<T> {
+  const schema = `${prefix}_${process.pid}_${Date.now()}`;
+  const schemaUrl = new URL(url);
+  schemaUrl.searchParams.set("schema", schema);
+  try {
+    return await body(schemaUrl.toString());
+  } finally {
+    await dropPostgresSchema(url, schema);
+  }
 }

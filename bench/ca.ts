@@ -14,10 +14,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { cardAuthenticationCertificateTbs } from "../src/pki/profiles.js";
 import { citizenCertificateValidity, parseBirthDate } from "../src/pki/validity.js";
-import { dropPostgresSchema } from "../src/registry/db.js";
 import { type IssuanceRequest, issueCertificates } from "../src/registry/issuance.js";
 import { initAuthority } from "../src/server/authority.js";
-import { measureCores, opensslRsa2048SignsPerSecond } from "./baseline.js";
+import { measureCores, opensslRsa2048SignsPerSecond, withPostgresSchema } from "./baseline.js";
 
 export interface CaBenchOptions {
   /** Certificates per database (default 10000). */
@@ -127,18 +126,6 @@ async function runOne(
   }
 }
 
-/** A throwaway PostgreSQL schema for one run, dropped afterwards. */
-async function withPostgresSchema<T>(url: string, body: (schemaUrl: string) => Promise<T>): Promise<T> {
-  const schema = `bench_${process.pid}_${Date.now()}`;
-  const schemaUrl = new URL(url);
-  schemaUrl.searchParams.set("schema", schema);
-  try {
-    return await body(schemaUrl.toString());
-  } finally {
-    await dropPostgresSchema(url, schema);
-  }
-}
-
 export async function benchCa(options: CaBenchOptions = {}): Promise<CaBenchResult> {
   const settings = {
     count: options.count ?? 10000,
@@ -162,6 +149,8 @@ export async function benchCa(options: CaBenchOptions = {}): Promise<CaBenchResu
   };
   compare(await runOne("sqlite", undefined, settings));
   if (options.postgresUrl)
-    compare(await withPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings)));
+    compare(
+      await withPostgresSchema(options.postgresUrl, "bench", (url) => runOne("postgres", url, settings)),
+    );
   return { opensslMeasurements: measurements, goalRatioPerCore: GOAL_RATIO_PER_CORE, runs };
 }

@@ -32,12 +32,13 @@ import { sql } from "kysely";
 import { CrlReason } from "../src/pki/crl.js";
 import { pemEncode } from "../src/pki/pem.js";
 import { shardOf } from "../src/pki/serial.js";
-import { dialectOf, dropPostgresSchema, isoTime } from "../src/registry/db.js";
+import { dialectOf, isoTime } from "../src/registry/db.js";
 import { SHARD_SETTING } from "../src/registry/issuance.js";
 import type { NewCertificateRow } from "../src/registry/schema.js";
 import { initAuthority, KEY_LABELS, openAuthority } from "../src/server/authority.js";
 import { publishCrls } from "../src/status/crl.js";
 import { countCrlEntries } from "../src/status/crl-check.js";
+import { withPostgresSchema } from "./baseline.js";
 
 export interface CrlBenchOptions {
   /** Revoked certificates (default 1,000,000). */
@@ -395,18 +396,6 @@ async function runOne(
   }
 }
 
-/** A throw-away PostgreSQL schema for one run, dropped afterwards. */
-async function inPostgresSchema<T>(url: string, body: (schemaUrl: string) => Promise<T>): Promise<T> {
-  const schema = `bench_crl_${process.pid}_${Date.now()}`;
-  const schemaUrl = new URL(url);
-  schemaUrl.searchParams.set("schema", schema);
-  try {
-    return await body(schemaUrl.toString());
-  } finally {
-    await dropPostgresSchema(url, schema);
-  }
-}
-
 export async function benchCrl(options: CrlBenchOptions = {}): Promise<CrlBenchResult> {
   if (!process.env.JPKI_CA_PASSPHRASE && !process.env.JPKI_CA_PASSPHRASE_FILE)
     process.env.JPKI_CA_PASSPHRASE = "bench-passphrase";
@@ -417,7 +406,9 @@ export async function benchCrl(options: CrlBenchOptions = {}): Promise<CrlBenchR
   };
   const runs = [await runOne("sqlite", undefined, settings)];
   if (options.postgresUrl)
-    runs.push(await inPostgresSchema(options.postgresUrl, (url) => runOne("postgres", url, settings)));
+    runs.push(
+      await withPostgresSchema(options.postgresUrl, "bench_crl", (url) => runOne("postgres", url, settings)),
+    );
   return {
     goal: GOAL,
     memoryUnavailable: existsSync(GNU_TIME) ? null : `${GNU_TIME} (GNU time) is not installed`,

@@ -23,14 +23,13 @@ import {
   OID_EC_PUBLIC_KEY,
   OID_KP_OCSP_SIGNING,
   OID_RSA_ENCRYPTION,
+  OID_SHA1,
+  OID_SHA256,
 } from "../pki/oids.js";
 import type { SigningKey } from "./keystore.js";
 import { readResponseData, readTbsCertList } from "./tbs.js";
 
 const verifyInThreadpool = promisify(verify);
-
-const OID_SHA1 = "1.3.14.3.2.26";
-const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
 
 /** Runs a reader over untrusted DER, turning its DerError into a bad-input JpkiError. */
 function read<T>(what: string, reader: () => T): T {

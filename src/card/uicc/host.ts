@@ -92,51 +92,23 @@ export class CardManagerSession {
   async installJpki(options: { sdAid?: Buffer; appletAid?: Buffer } = {}): Promise<void> {
     const sdAid = options.sdAid ?? JLIS_SD_AID;
     const appletAid = options.appletAid ?? JPKI_MODULE_AID;
-    const installParameters = encodeTlv(0xc9, Buffer.alloc(0));
-    await this.send(
-      {
-        cla: 0x80,
-        ins: 0xe6,
-        p1: 0x0c,
-        p2: 0x00,
-        data: lengthPrefixed(
-          SD_LOAD_FILE_AID,
-          SD_MODULE_AID,
-          sdAid,
-          Buffer.from([0x80, 0, 0]),
-          installParameters,
-          Buffer.alloc(0),
-        ),
-      },
+    const none = Buffer.alloc(0);
+    const parameters = encodeTlv(0xc9, none);
+    const install = (p1: number, fields: Uint8Array[], what: string) =>
+      this.send({ cla: 0x80, ins: 0xe6, p1, p2: 0x00, data: lengthPrefixed(...fields) }, what);
+    // P1 0C: for install and make selectable; fields: load file, module, instance, privileges, parameters, token.
+    await install(
+      0x0c,
+      [SD_LOAD_FILE_AID, SD_MODULE_AID, sdAid, Buffer.from([0x80, 0, 0]), parameters, none],
       "INSTALL the J-LIS security domain",
     );
-    await this.send(
-      {
-        cla: 0x80,
-        ins: 0xe6,
-        p1: 0x0c,
-        p2: 0x00,
-        data: lengthPrefixed(
-          JPKI_LOAD_FILE_AID,
-          JPKI_MODULE_AID,
-          appletAid,
-          Buffer.from([0, 0, 0]),
-          installParameters,
-          Buffer.alloc(0),
-        ),
-      },
+    await install(
+      0x0c,
+      [JPKI_LOAD_FILE_AID, JPKI_MODULE_AID, appletAid, Buffer.from([0, 0, 0]), parameters, none],
       "INSTALL the JPKI applet",
     );
-    await this.send(
-      {
-        cla: 0x80,
-        ins: 0xe6,
-        p1: 0x10,
-        p2: 0x00,
-        data: lengthPrefixed(sdAid, Buffer.alloc(0), appletAid, Buffer.alloc(0), Buffer.alloc(0)),
-      },
-      "INSTALL [for extradition] of the JPKI applet",
-    );
+    // P1 10: for extradition; fields: security domain, -, application, parameters, token.
+    await install(0x10, [sdAid, none, appletAid, none, none], "INSTALL [for extradition] of the JPKI applet");
   }
 
   /** DELETE '4F' AID; `related` also deletes what is associated with a security domain. */
