@@ -14,6 +14,7 @@ import type { EmulatedCard } from "./card.js";
 import { makeCardStateFile, TEST_AUTH_PIN, TEST_SIGN_PASSWORD } from "./card-fixture.js";
 import { InProcessTransport } from "./in-process-transport.js";
 import { openMyNumberCard } from "./mynacard.js";
+import { waitForReaderState } from "./pcsc-transport.js";
 import { loadCardState } from "./state.js";
 import { openUicc } from "./uicc/uicc.js";
 import { makeSimStateFile, personaliseSim, TEST_SIM_PIN } from "./uicc/uicc-fixture.js";
@@ -81,6 +82,11 @@ async function withCard(
       const link = serveCardOverVpcd(fixture.open(), { port: slot.port });
       try {
         await link.waitUntilActive();
+        // vpcd talks to the card before pcscd's next presence poll reports it to clients.
+        assert.ok(
+          await waitForReaderState(slot.readerName, "present", 10_000),
+          `pcscd never reported the card in ${slot.readerName}`,
+        );
         const tool = async (program: string, args: string[], expectExit = 0) => {
           const result = await runToolAsync(program, args, { cwd: fixture.dir });
           assert.equal(

@@ -54,17 +54,23 @@ export async function listPcscReaders(): Promise<string[]> {
 }
 
 /**
- * Waits until the reader reports no card (a card just taken out may still show as present for a
- * moment); returns whether it did within the time.
+ * Waits until the reader reports no card (`empty`: a card just taken out may still show as present
+ * for a moment) or a card (`present`: pcscd notices a card at its next presence poll, after the
+ * reader driver already talks to it); returns whether it did within the time.
  */
-export async function waitForEmptyReader(name: string, timeoutMs = 5000): Promise<boolean> {
+export async function waitForReaderState(
+  name: string,
+  state: "empty" | "present",
+  timeoutMs = 5000,
+): Promise<boolean> {
   const pcsc = await loadPcsc();
+  const flag = state === "empty" ? pcsc.SCARD_STATE_EMPTY : pcsc.SCARD_STATE_PRESENT;
   const context = newContext(pcsc);
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const reader = context.listReaders().find((r) => r.name === name);
-      if (reader && (reader.state & pcsc.SCARD_STATE_EMPTY) !== 0) return true;
+      if (reader && (reader.state & flag) !== 0) return true;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EmulatedCard } from "../card/card.js";
-import { waitForEmptyReader } from "../card/pcsc-transport.js";
+import { waitForReaderState } from "../card/pcsc-transport.js";
 
 export const READER_CONF_DIR = "/etc/reader.conf.d";
 const PCSCD_PID_FILE = "/run/pcscd/pcscd.pid";
@@ -219,7 +219,7 @@ export async function withVpcdSlot<T>(fn: (slot: VpcdSlot) => Promise<T>, waitMs
   try {
     const slot = await ensurePcscd();
     // The previous user's card may still show in the reader for a moment: start from an empty one.
-    await waitForEmptyReader(slot.readerName);
+    await waitForReaderState(slot.readerName, "empty");
     return await fn(slot);
   } finally {
     process.removeListener("exit", release);
