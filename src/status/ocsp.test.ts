@@ -101,6 +101,9 @@ forEachDialect((dialect, open) => {
         .set({ not_after: "2020-01-01T00:00:00.000Z" })
         .where("serial", "in", [expiredGood!.serial, expiredRevoked!.serial])
         .execute();
+      // Past notAfter is never good, even before the job writes `expired`.
+      const beforeJob = await responder.answer(request([s.certId("auth", expiredGood!.serial)]), both);
+      assert.deepEqual(beforeJob.certStatuses, ["unknown"]);
       assert.equal(await expireCertificates(s.db, { actor }), 1); // the revoked one stays revoked
       const serials = [good, revoked, held, released, unregistered, expiredGood, expiredRevoked].map(
         (c) => c!.serial,
@@ -113,12 +116,20 @@ forEachDialect((dialect, open) => {
         "revoked/certificateHold",
         "good",
         "unknown",
-        "good",
+        "unknown",
         "revoked/superseded",
       ];
       const all = await responder.answer(request(serials.map((serial) => s.certId("auth", serial))), both);
       assert.equal(all.responseStatus, "successful");
-      assert.deepEqual(all.certStatuses, ["good", "revoked", "held", "good", "unknown", "good", "revoked"]);
+      assert.deepEqual(all.certStatuses, [
+        "good",
+        "revoked",
+        "held",
+        "good",
+        "unknown",
+        "unknown",
+        "revoked",
+      ]);
       assert.equal(all.source, "signed");
       const read = opensslReads(all, s.authority.certificates.auth);
       assert.ok(read.verified, read.text);
@@ -133,6 +144,32 @@ forEachDialect((dialect, open) => {
         s.authority.certificates.auth,
       );
       assert.match(heldAnswer.text, /This Update: .+\n\s+Next Update: .+/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a good answer's nextUpdate stops at the certificate's notAfter; past it, the cached good is not served", async () => {
+    const s = await sandboxOn(dialect, open);
+    try {
+      let clock = new Date();
+      const responder = OcspResponder.forAuthority(s.authority, { now: () => clock });
+      const [cert] = await s.issue("auth", 1, "sim");
+      const notAfter = new Date(Math.floor(clock.getTime() / 1000) * 1000 + 2 * 3_600_000);
+      await s.db
+        .updateTable("certificates")
+        .set({ not_after: notAfter.toISOString() })
+        .where("serial", "=", cert!.serial)
+        .execute();
+      const ask = () => responder.answer(request([s.certId("auth", cert!.serial)]), both);
+      const good = await ask();
+      assert.deepEqual(good.certStatuses, ["good"]);
+      assert.equal(good.cache?.nextUpdate.getTime(), notAfter.getTime());
+      assert.match(opensslReads(good, s.authority.certificates.auth).text, /Next Update: .+/);
+      clock = new Date(notAfter.getTime() + 1000);
+      const after = await ask();
+      assert.deepEqual([after.source, after.certStatuses], ["signed", ["unknown"]]);
+      assert.ok(after.cache!.nextUpdate.getTime() - clock.getTime() > 3_600_000, "unknown is not capped");
     } finally {
       await s.close();
     }

@@ -12,10 +12,10 @@
  * - `good` for an issued certificate; `revoked` with revocationTime and reason; a held one (一時保留,
  *   一時利用停止) `revoked` with reason certificateHold (RFC 6960 §2.2); `unknown` for a serial the
  *   registry does not hold for that CA, or one whose issuance never finished (pending, failed).
- * - an expired certificate keeps its last status: `good` if it was never revoked, otherwise its
- *   revocation. RFC 6960 §2.2 makes `good` mean "not revoked", not "within validity" (the verifier
- *   checks notAfter itself), and §4.4.4 lets a responder keep status past expiry; the registry keeps
- *   every certificate's state for good, so there is no archive cutoff to announce.
+ * - a certificate past its notAfter is never answered `good`: a revoked or held one keeps its
+ *   revocation (the CRL lists it too, RFC 5280 §3.3), one never revoked is `unknown`, as the registry
+ *   no longer vouches for it (docs/ocsp.md). A `good` answer's nextUpdate is capped at the
+ *   certificate's notAfter, so no cache holds a `good` beyond it either.
  *
  * Answers to one certificate without a nonce are pre-signed and reused (RFC 5019 §2.1.1, §6): kept
  * in memory (bounded) and in the `ocsp_responses` table, which every responder process shares. One is
@@ -47,6 +47,7 @@ import {
 } from "../pki/ocsp.js";
 import { OID_SHA1, OID_SHA256 } from "../pki/oids.js";
 import { isoTime, toBuffer } from "../registry/db.js";
+import { effectiveStatus } from "../registry/lifecycle.js";
 import type { CertificateRow, RegistrySchema } from "../registry/schema.js";
 import { type Verifier, verifierMayAsk } from "../registry/verifiers.js";
 import type { Authority } from "../server/authority.js";
@@ -260,21 +261,19 @@ async function statusRows(
   return new Map(rows.map((r) => [r.serial, { ...r, seq: Number(r.seq ?? 0) }]));
 }
 
-/** What the registry row says, as an OCSP CertStatus (see the header for expired certificates). */
-function certStatusOf(row: StatusRow | undefined, issuer: AnsweredIssuer): OcspCertStatus {
+/** What the registry row says at `now`, as an OCSP CertStatus (see the header for expired certificates). */
+function certStatusOf(row: StatusRow | undefined, issuer: AnsweredIssuer, now: Date): OcspCertStatus {
   if (!row || row.issuer !== issuer) return { status: "unknown" };
-  switch (row.status) {
+  const status = effectiveStatus(row, now);
+  switch (status) {
     case "issued":
       return { status: "good" };
     case "suspended":
     case "revoked":
     case "expired": {
       if (row.revoked_at === null) {
-        if (row.status === "expired") return { status: "good" };
-        throw new JpkiError(
-          "integrity",
-          `certificate ${row.serial} is ${row.status} without a revocation time`,
-        );
+        if (status === "expired") return { status: "unknown" };
+        throw new JpkiError("integrity", `certificate ${row.serial} is ${status} without a revocation time`);
       }
       const reason = row.revocation_reason === null ? undefined : (row.revocation_reason as CrlReasonCode);
       return reason === undefined
@@ -285,6 +284,18 @@ function certStatusOf(row: StatusRow | undefined, issuer: AnsweredIssuer): OcspC
       // pending, failed: no certificate the registry can vouch for.
       return { status: "unknown" };
   }
+}
+
+/** nextUpdate of an answer signed at `now`: a `good` one ends at the certificate's notAfter at the latest. */
+function nextUpdateOf(
+  status: OcspCertStatus,
+  row: StatusRow | undefined,
+  now: Date,
+  validityMs: number,
+): Date {
+  const next = now.getTime() + validityMs;
+  if (status.status !== "good" || !row) return new Date(next);
+  return new Date(Math.min(next, Math.floor(Date.parse(row.not_after) / 1000) * 1000));
 }
 
 function answeredStatus(status: OcspCertStatus): AnsweredCertStatus {
@@ -561,9 +572,9 @@ export class OcspResponder {
     certIdDer: Buffer,
     row: StatusRow | undefined,
   ): Promise<PresignedAnswer> {
-    const status = certStatusOf(row, ca.issuer);
     const now = wholeSecond(this.now());
-    const nextUpdate = new Date(now.getTime() + this.validityMs);
+    const status = certStatusOf(row, ca.issuer, now);
+    const nextUpdate = nextUpdateOf(status, row, now, this.validityMs);
     const basic = await this.sign(
       ca,
       buildResponseData({
@@ -605,8 +616,11 @@ export class OcspResponder {
       request.certIds.map((c) => c.serialHex),
     );
     const now = wholeSecond(this.now());
-    const nextUpdate = new Date(now.getTime() + this.validityMs);
-    const statuses = request.certIds.map((c) => certStatusOf(rows.get(c.serialHex), ca.issuer));
+    const statuses = request.certIds.map((c) => certStatusOf(rows.get(c.serialHex), ca.issuer, now));
+    const nextUpdates = request.certIds.map((c, i) =>
+      nextUpdateOf(statuses[i]!, rows.get(c.serialHex), now, this.validityMs),
+    );
+    const nextUpdate = new Date(Math.min(...nextUpdates.map((d) => d.getTime())));
     const basic = await this.sign(
       ca,
       buildResponseData({
@@ -616,7 +630,7 @@ export class OcspResponder {
           certId: c.der,
           ...statuses[i]!,
           thisUpdate: now,
-          nextUpdate,
+          nextUpdate: nextUpdates[i]!,
         })),
         ...(request.nonce ? { nonce: request.nonce } : {}),
       }),
