@@ -8,8 +8,6 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { CertificateList, CRLReason } from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
 import { CrlReason } from "../pki/crl.js";
 import { pemEncode } from "../pki/pem.js";
@@ -20,6 +18,7 @@ import {
   revokeCertificate,
   suspendCertificate,
 } from "../registry/lifecycle.js";
+import { crlEntries } from "../testing/crl-entries.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { runTool, withTempDir, writeCertificate } from "../testing/tools.js";
 import {
@@ -42,20 +41,6 @@ const HOUR = 60 * MINUTE;
 /** Times of the scenarios: far enough in the past that CRLs made "later" are still current for OpenSSL. */
 const t0 = () => new Date(Date.now() - 30 * MINUTE);
 const at = (base: Date, ms: number) => new Date(base.getTime() + ms);
-
-/** Entries of a DER CRL as @peculiar/asn1-x509 reads them: serial hex → reason (0 when absent). */
-function entriesOf(der: Buffer): Map<string, number> {
-  const list = AsnConvert.parse(der, CertificateList).tbsCertList;
-  return new Map(
-    (list.revokedCertificates ?? []).map((entry) => {
-      const reason = entry.crlEntryExtensions?.find((e) => e.extnID === "2.5.29.21");
-      return [
-        Buffer.from(entry.userCertificate).toString("hex"),
-        reason ? AsnConvert.parse(reason.extnValue, CRLReason).reason : 0,
-      ];
-    }),
-  );
-}
 
 async function crlOf(fixture: CrlFixture, issuer: "sign" | "auth", shard: number, kind: "full" | "delta") {
   const crl = await readPublishedCrl(fixture.authority.registry.db, issuer, shard, kind);
@@ -222,21 +207,21 @@ forEachDialect((_dialect, open) => {
 
       const shard0 = await crlOf(fixture, "auth", 0, "full");
       assert.deepEqual(
-        entriesOf(shard0.der),
+        crlEntries(shard0.der),
         new Map([
           [revoked.serial, CrlReason.keyCompromise],
           [held.serial, CrlReason.certificateHold],
         ]),
       );
       assert.deepEqual(
-        entriesOf((await crlOf(fixture, "auth", 1, "full")).der),
+        crlEntries((await crlOf(fixture, "auth", 1, "full")).der),
         new Map([[revokedOtherShard.serial, CrlReason.superseded]]),
       );
       assert.deepEqual(
-        entriesOf((await crlOf(fixture, "sign", 1, "full")).der),
+        crlEntries((await crlOf(fixture, "sign", 1, "full")).der),
         new Map([[revokedSign.serial, CrlReason.affiliationChanged]]),
       );
-      assert.equal(entriesOf((await crlOf(fixture, "sign", 0, "full")).der).size, 0);
+      assert.equal(crlEntries((await crlOf(fixture, "sign", 0, "full")).der).size, 0);
 
       const refused = opensslVerify(fixture, revoked, [shard0.der]);
       assert.ok(!refused.ok && revokedInOutput(refused.output), refused.output);
@@ -294,7 +279,7 @@ forEachDialect((_dialect, open) => {
       assert.deepEqual([changed.issuer, changed.shard, changed.full.signed], ["auth", 0, false]);
       assert.deepEqual([changed.delta.crlNumber, changed.delta.baseCrlNumber], [3, 1]);
       const delta3 = await crlOf(fixture, "auth", 0, "delta");
-      assert.deepEqual(entriesOf(delta3.der), new Map([[later.serial, CrlReason.superseded]]));
+      assert.deepEqual(crlEntries(delta3.der), new Map([[later.serial, CrlReason.superseded]]));
 
       writeFileSync("/tmp/dbg-base.der", base.der);
       writeFileSync("/tmp/dbg-delta.der", delta3.der);
@@ -320,7 +305,7 @@ forEachDialect((_dialect, open) => {
       const delta4 = await crlOf(fixture, "auth", 0, "delta");
       assert.deepEqual([delta4.crlNumber, delta4.baseCrlNumber], [4, 1]);
       assert.deepEqual(
-        entriesOf(delta4.der),
+        crlEntries(delta4.der),
         new Map([
           [later.serial, CrlReason.superseded],
           [held.serial, CrlReason.removeFromCRL],
@@ -404,7 +389,7 @@ forEachDialect((_dialect, open) => {
       await revokeCertificate(db, revoked.serial, { actor, reason: CrlReason.keyCompromise, now: start });
       await suspendCertificate(db, held.serial, { actor, now: start });
       await revokeCertificate(db, lasting.serial, { actor, reason: CrlReason.superseded, now: start });
-      const listed = async () => [...entriesOf((await crlOf(fixture, "auth", 0, "full")).der).keys()].sort();
+      const listed = async () => [...crlEntries((await crlOf(fixture, "auth", 0, "full")).der).keys()].sort();
       const all = [revoked.serial, held.serial, lasting.serial].sort();
 
       await publishCrls(fixture.authority, { now: at(start, MINUTE), full: true });
@@ -563,7 +548,7 @@ forEachDialect((_dialect, open) => {
       const [x, y] = await Promise.all([scheduler.publishNow(), scheduler.publishNow()]);
       assert.equal(x.signed + y.signed, 1);
       assert.deepEqual(
-        entriesOf((await crlOf(fixture, "auth", 0, "delta")).der),
+        crlEntries((await crlOf(fixture, "auth", 0, "delta")).der),
         new Map([[cert.serial, CrlReason.superseded]]),
       );
       await scheduler.stop();
