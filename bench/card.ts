@@ -22,6 +22,8 @@ import { connectPcscCard } from "../src/card/pcsc-transport.js";
 import { TOKEN_LABEL } from "../src/card/state.js";
 import { SW } from "../src/card/status-words.js";
 import { serveCardOverVpcd } from "../src/card/vpcd.js";
+import { JpkiCard } from "../src/phone/jpki-card.js";
+import { sha256DigestInfo } from "../src/pki/cms.js";
 import { pcscMissing, withVpcdSlot } from "../src/testing/pcsc.js";
 
 export interface CardBenchOptions {
@@ -72,13 +74,8 @@ export interface CardBenchResult {
 
 type Transmit = (command: Buffer) => Promise<Buffer>;
 
-/** JPKI-FACTS §1: SELECT of the JPKI-AP by DF name, without FCI. */
-const SELECT_JPKI_AP = hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01");
 const SELECT_TOKEN_INFO = hex(`00 A4 02 0C 02 ${JPKI_EF.tokenInfo}`);
 const READ_TOKEN_LABEL = hex("00 B0 00 00 20");
-const SELECT_AUTH_PIN = hex(`00 A4 02 0C 02 ${JPKI_EF.authPin}`);
-const SELECT_AUTH_KEY = hex(`00 A4 02 0C 02 ${JPKI_EF.authKey}`);
-const SHA256_DIGEST_INFO_PREFIX = hex("30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20");
 
 const OK = responseApdu(SW.OK);
 /** EF 0006 starts with the token label, space padded to 32 bytes. */
@@ -105,7 +102,7 @@ async function measureRoundTrips(
   seconds: number,
   report: (doneMs: number, totalMs: number) => void,
 ): Promise<RoundTripRate> {
-  await expectAnswer(transmit, SELECT_JPKI_AP, OK);
+  await JpkiCard.open({ transmit });
   const budgetMs = seconds * 1000;
   const started = performance.now();
   let now = started;
@@ -285,21 +282,17 @@ async function measureSign(
   const transport = new InProcessTransport(card);
   try {
     const transmit: Transmit = (command) => transport.transmit(command);
-    await expectAnswer(transmit, SELECT_JPKI_AP, OK);
-    await expectAnswer(transmit, SELECT_AUTH_PIN, OK);
-    const pin = Buffer.from(TEST_AUTH_PIN, "latin1");
-    await expectAnswer(transmit, Buffer.concat([hex("00 20 00 80"), Buffer.from([pin.length]), pin]), OK);
-    await expectAnswer(transmit, SELECT_AUTH_KEY, OK);
-
-    const digestInfo = Buffer.concat([
-      SHA256_DIGEST_INFO_PREFIX,
-      createHash("sha256").update("jpki-mobile bench card").digest(),
-    ]);
-    // JPKI-FACTS §1: `80 2A 00 80 Lc DigestInfo 00`.
-    const sign = Buffer.concat([hex("80 2A 00 80"), Buffer.from([digestInfo.length]), digestInfo, hex("00")]);
+    const digestInfo = sha256DigestInfo(createHash("sha256").update("jpki-mobile bench card").digest());
     const key = createPrivateKey({ key: keyPkcs8, format: "der", type: "pkcs8" });
     const nodeSign = () => privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digestInfo);
     const expected = responseApdu(SW.OK, nodeSign());
+    // The phone app's path once: select the JPKI-AP, VERIFY the PIN, select the key EF and SIGN. The
+    // key EF stays current, so the measured loop below is the one APDU `80 2A 00 80 Lc DigestInfo 00`.
+    const jpki = await JpkiCard.open(transport);
+    await jpki.verify("auth", TEST_AUTH_PIN);
+    if (!(await jpki.signDigestInfo("auth", digestInfo)).equals(expected.subarray(0, -2)))
+      throw new Error("the card's signature differs from Node's");
+    const sign = Buffer.concat([hex("80 2A 00 80"), Buffer.from([digestInfo.length]), digestInfo, hex("00")]);
     // The first signatures build the card's key object and warm both paths up.
     for (let i = 0; i < 10; i++) {
       await expectAnswer(transmit, sign, expected);

@@ -108,3 +108,17 @@ export const OID_PKIX_OCSP_NONCE = "1.3.6.1.5.5.7.48.1.2";
 export const OID_SHA1 = "1.3.14.3.2.26";
 /** id-sha256 (RFC 5754 §2.2). */
 export const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
+
+// ---------------------------------------------------------------------------------------------
+// CMS (RFC 5652): content types (§4, §5.1) and the signed attributes of §11
+
+/** id-data (RFC 5652 §4): arbitrary octets, the default content of a SignedData. */
+export const OID_CT_DATA = "1.2.840.113549.1.7.1";
+/** id-signedData (RFC 5652 §5.1). */
+export const OID_CT_SIGNED_DATA = "1.2.840.113549.1.7.2";
+/** id-contentType (RFC 5652 §11.1): the signed copy of eContentType. */
+export const OID_AA_CONTENT_TYPE = "1.2.840.113549.1.9.3";
+/** id-messageDigest (RFC 5652 §11.2): the hash of the eContent octets. */
+export const OID_AA_MESSAGE_DIGEST = "1.2.840.113549.1.9.4";
+/** id-signingTime (RFC 5652 §11.3). */
+export const OID_AA_SIGNING_TIME = "1.2.840.113549.1.9.5";

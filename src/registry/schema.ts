@@ -21,7 +21,9 @@ export type CertificateKind =
   | "phone-sign"
   | "ocsp"
   | "ca"
-  | "sim-attestation";
+  | "sim-attestation"
+  /** J-LIS's SCP11a key agreement certificate (OCE), from the SIM maker's CA. */
+  | "scp11-oce";
 
 export const certificateKinds: readonly CertificateKind[] = [
   "card-sign",
@@ -31,6 +33,7 @@ export const certificateKinds: readonly CertificateKind[] = [
   "ocsp",
   "ca",
   "sim-attestation",
+  "scp11-oce",
 ];
 
 /** Where the private key lives. */
@@ -207,6 +210,40 @@ export interface OcspResponsesTable {
   der: Buffer;
 }
 
+/** An application for a smartphone certificate (src/ra/applications.ts), by its number. */
+export interface ApplicationsTable {
+  id: string;
+  channel: "online" | "postal" | "counter";
+  status: "received" | "verified" | "issued" | "delivering" | "delivered" | "failed";
+  person_id: string | null;
+  iccid: string | null;
+  certificate_serial: string | null;
+  failure_reason: string | null;
+  /** What the channel checked and recorded, as canonical JSON. */
+  evidence: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** One status an application went through, with why and who. */
+export interface ApplicationEventsTable {
+  id: Generated<number>;
+  application_id: string;
+  status: ApplicationsTable["status"];
+  reason: string | null;
+  actor: string;
+  at: Timestamp;
+}
+
+/** Nonces of the online channel: stored as SHA-256 (hex), single use, short-lived. */
+export interface ApplicationNoncesTable {
+  nonce_hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  application_id: string | null;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -220,6 +257,9 @@ export interface RegistrySchema {
   verifier_lookups: VerifierLookupsTable;
   crls: CrlsTable;
   ocsp_responses: OcspResponsesTable;
+  applications: ApplicationsTable;
+  application_events: ApplicationEventsTable;
+  application_nonces: ApplicationNoncesTable;
 }
 
 export type Person = Selectable<PersonsTable>;

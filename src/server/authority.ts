@@ -110,19 +110,21 @@ function registryUrl(dataDir: string, db: string): string {
 }
 
 /**
- * The configured key store. The software store takes its passphrase from the environment, else from
- * the sandbox passphrase file `ca init` made when none was given.
+ * The passphrase of the data directory's software keys: from the environment, else from the sandbox
+ * passphrase file `ca init` made when none was given.
  */
-function openConfiguredKeyStore(dataDir: string, keystore: string): Promise<KeyStore> {
+export function dataDirPassphrase(dataDir: string): Promise<string> {
   const sandboxFile = path.join(dataDir, SANDBOX_PASSPHRASE_FILE);
   const useSandbox =
     !process.env[PASSPHRASE_ENV] && !process.env[PASSPHRASE_FILE_ENV] && existsSync(sandboxFile);
-  return openKeyStore(keystore, {
-    dataDirectory: dataDir,
-    passphrase: useSandbox
-      ? () => resolvePassphrase({ env: { [PASSPHRASE_FILE_ENV]: sandboxFile } })
-      : undefined,
-  });
+  return useSandbox
+    ? resolvePassphrase({ env: { [PASSPHRASE_FILE_ENV]: sandboxFile } })
+    : resolvePassphrase();
+}
+
+/** The configured key store; a software store takes its passphrase as dataDirPassphrase says. */
+function openConfiguredKeyStore(dataDir: string, keystore: string): Promise<KeyStore> {
+  return openKeyStore(keystore, { dataDirectory: dataDir, passphrase: () => dataDirPassphrase(dataDir) });
 }
 
 /**

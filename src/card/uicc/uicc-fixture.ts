@@ -8,6 +8,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { JpkiCard } from "../../phone/jpki-card.js";
 import {
   jlisOceCertificateTbs,
   simAttestationCertificateTbs,
@@ -16,11 +17,9 @@ import {
 import { randomSerial, shardOf } from "../../pki/serial.js";
 import { buildTestHierarchy, signTbs, TEST_BASE_URL, type TestHierarchy } from "../../pki/test-hierarchy.js";
 import { caValidity, shortValidity } from "../../pki/validity.js";
-import { encodeCommandApdu } from "../apdu.js";
 import type { CardTransport } from "../card.js";
 import type { Scp03KeySet } from "../gp/scp03.js";
 import { softwareEckaKey } from "../gp/scp11.js";
-import { JPKI_AP_AID } from "../jpki-applet.js";
 import { CardManagerSession, type JlisCredentials, JlisDomainSession } from "./host.js";
 import { newEid, newIccid } from "./identity.js";
 import { writeNewSim } from "./manufacture.js";
@@ -158,13 +157,7 @@ export async function personaliseSim(
   return certificate;
 }
 
-/** What the JPKI app does once the key exists: SELECT the applet and the PIN EF, CHANGE REFERENCE DATA. */
+/** What the JPKI app does once the key exists: the citizen sets the first PIN (src/phone/jpki-card.ts). */
 export async function setFirstPin(transport: Pick<CardTransport, "transmit">, pin: string): Promise<void> {
-  const send = (command: Parameters<typeof encodeCommandApdu>[0]) =>
-    transport.transmit(encodeCommandApdu(command));
-  await send({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: JPKI_AP_AID });
-  await send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: Buffer.from("0018", "hex") });
-  const answer = await send({ cla: 0x00, ins: 0x24, p1: 0x01, p2: 0x80, data: Buffer.from(pin, "latin1") });
-  if (answer.toString("hex") !== "9000")
-    throw new Error(`setting the first PIN answered ${answer.toString("hex")}`);
+  await (await JpkiCard.open(transport)).changePin("auth", pin);
 }

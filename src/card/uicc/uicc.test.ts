@@ -3,7 +3,9 @@ import { createHash, createPublicKey, generateKeyPairSync, verify } from "node:c
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { JpkiCard } from "../../phone/jpki-card.js";
 import { parseCertificate } from "../../pki/certificate.js";
+import { sha256DigestInfo } from "../../pki/cms.js";
 import { simAttestationCertificateTbs } from "../../pki/profiles.js";
 import { randomSerial } from "../../pki/serial.js";
 import { generateTestKey, signTbs } from "../../pki/test-hierarchy.js";
@@ -71,21 +73,10 @@ async function withSim(body: (sim: SimFixture) => Promise<void>): Promise<void> 
   }
 }
 
-/** The phone's side: select the applet, VERIFY the PIN, SIGN a SHA-256 DigestInfo. */
+/** The phone's side (src/phone/jpki-card.ts): select the applet, VERIFY the PIN, SIGN a SHA-256 DigestInfo. */
 async function phoneSigns(transport: CardTransport, message: Buffer, pin = TEST_SIM_PIN): Promise<Buffer> {
-  const send = async (command: Parameters<typeof encodeCommandApdu>[0]) =>
-    transport.transmit(encodeCommandApdu(command));
-  assert.equal(swOf(await send({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: JPKI_AP_AID })), SW.OK);
-  assert.equal(swOf(await send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: h("0018") })), SW.OK);
-  assert.equal(swOf(await send({ cla: 0x00, ins: 0x20, p1: 0x00, p2: 0x80, data: Buffer.from(pin) })), SW.OK);
-  assert.equal(swOf(await send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: h("0017") })), SW.OK);
-  const digestInfo = Buffer.concat([
-    h("3031300d060960864801650304020105000420"),
-    createHash("sha256").update(message).digest(),
-  ]);
-  const answer = await send({ cla: 0x80, ins: 0x2a, p1: 0x00, p2: 0x80, data: digestInfo, ne: 256 });
-  assert.equal(swOf(answer), SW.OK);
-  return answer.subarray(0, -2);
+  const jpki = await JpkiCard.open(transport);
+  return jpki.signer("auth", pin)(sha256DigestInfo(createHash("sha256").update(message).digest()));
 }
 
 describe("SIM identity", () => {

@@ -1,0 +1,144 @@
+/**
+ * The JPKI app on the phone (スマホ用電子証明書の申請・利用), as a library: it talks to the SIM
+ * through the phone's OS (OMAPI: any CardTransport), to the My Number card over NFC (any
+ * CardTransport: in process, or PC/SC for a card in vpcd or a real reader), and to J-LIS through a
+ * `JlisClient` (in process, or over HTTP).
+ *
+ * Online application (DESIGN §4 flow 2): a nonce from J-LIS; J-LIS generates the key pair on the SIM
+ * through the carrier's relay (the phone relays, it cannot read the session) and the phone gets the
+ * public key and the SIM's attestation over the nonce; the phone builds the application and the card
+ * signs it (signing password: 署名用電子証明書の暗証番号); J-LIS examines it and issues; J-LIS writes
+ * the certificate to the SIM through the relay. The citizen then chooses the SIM's PIN, in the phone.
+ */
+import { encodeCommandApdu, parseResponseApdu } from "../card/apdu.js";
+import type { CardTransport } from "../card/card.js";
+import { CardStatusError, SW } from "../card/status-words.js";
+import type { GeneratedKey } from "../card/uicc/host.js";
+import { buildSignedData, sha256DigestInfo } from "../pki/cms.js";
+import { encodeApplicationContent } from "../ra/application-content.js";
+import type { ApplicationStatus } from "../ra/applications.js";
+import { JpkiCard } from "./jpki-card.js";
+
+/** An application as J-LIS answers about it. */
+export interface ApplicationAnswer {
+  readonly applicationId: string;
+  readonly status: ApplicationStatus;
+  readonly certificateSerial: string | null;
+  readonly failureReason: string | null;
+}
+
+/** What the app asks of J-LIS. */
+export interface JlisClient {
+  nonce(): Promise<Buffer>;
+  /** Has J-LIS generate the user-authentication key on the SIM (through the carrier's relay). */
+  generateKey(iccid: string, nonce: Buffer): Promise<GeneratedKey>;
+  /** Submits a signed online application (CMS SignedData DER). */
+  submit(signedData: Buffer): Promise<ApplicationAnswer>;
+  /** Has J-LIS deliver an issued application's certificate to the SIM (through the relay). */
+  deliver(applicationId: string): Promise<ApplicationAnswer>;
+}
+
+/** The phone's SIM as the app knows it. */
+export interface PhoneSim {
+  /** The SIM through OMAPI. */
+  readonly transport: CardTransport;
+  readonly iccid: string;
+  readonly eid: string;
+  /** The carrier of the contract (the brand). */
+  readonly carrier: string;
+}
+
+export interface OnlineApplicationInput {
+  /** The My Number card on the NFC reader. */
+  readonly card: CardTransport;
+  readonly signPassword: string;
+  readonly now?: Date;
+}
+
+/** Steps the app reports while it works (for a progress display). */
+export type AppStep = "nonce" | "key-generation" | "card-signature" | "submitted" | "delivered";
+
+export class JpkiApp {
+  constructor(
+    readonly sim: PhoneSim,
+    readonly jlis: JlisClient,
+    private readonly onStep: (step: AppStep) => void = () => undefined,
+  ) {}
+
+  /** The JPKI applet's instance id on the SIM (GET DATA 00C1), which the SIM's attestation names. */
+  async appletInstance(): Promise<string> {
+    await JpkiCard.open(this.sim.transport);
+    const response = parseResponseApdu(
+      await this.sim.transport.transmit(
+        encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 }),
+      ),
+    );
+    if (response.sw !== SW.OK)
+      throw new CardStatusError(response.sw, "the SIM's JPKI applet has no instance id");
+    return response.data.toString("hex");
+  }
+
+  /**
+   * Prepares and signs an online application: returns the CMS SignedData, not yet submitted. The
+   * card is asked for the signing certificate and the signature with the signing password.
+   */
+  async prepareOnlineApplication(input: OnlineApplicationInput): Promise<Buffer> {
+    this.onStep("nonce");
+    const nonce = await this.jlis.nonce();
+    this.onStep("key-generation");
+    const key = await this.jlis.generateKey(this.sim.iccid, nonce);
+    const content = encodeApplicationContent({
+      iccid: this.sim.iccid,
+      eid: this.sim.eid,
+      carrier: this.sim.carrier,
+      appletInstance: await this.appletInstance(),
+      publicKey: key.spki,
+      attestation: key.attestation,
+      nonce,
+      requested: "phone-auth",
+      time: input.now ?? new Date(),
+    });
+    this.onStep("card-signature");
+    const card = await JpkiCard.open(input.card);
+    await card.verify("sign", input.signPassword);
+    return buildSignedData({
+      content,
+      signerCertificate: await card.readCertificate("sign"),
+      signingTime: input.now ?? new Date(),
+      sign: card.signer("sign", input.signPassword),
+    });
+  }
+
+  /** The whole online application: prepared, signed, submitted, and the certificate delivered to the SIM. */
+  async applyOnline(input: OnlineApplicationInput): Promise<ApplicationAnswer> {
+    const submitted = await this.jlis.submit(await this.prepareOnlineApplication(input));
+    this.onStep("submitted");
+    const delivered = await this.jlis.deliver(submitted.applicationId);
+    this.onStep("delivered");
+    return delivered;
+  }
+
+  /**
+   * Sets the SIM's user-authentication PIN the first time (the key was generated without one: only
+   * the citizen chooses it, here in the phone, never relayed), or changes it with the current one.
+   */
+  async setPin(newPin: string, currentPin?: string): Promise<void> {
+    const sim = await JpkiCard.open(this.sim.transport);
+    if (currentPin !== undefined) await sim.verify("auth", currentPin);
+    await sim.changePin("auth", newPin);
+  }
+
+  /** The SIM's user-authentication certificate (after the PIN). */
+  async certificate(pin: string): Promise<Buffer> {
+    const sim = await JpkiCard.open(this.sim.transport);
+    await sim.verify("auth", pin);
+    return sim.readCertificate("auth");
+  }
+
+  /** Signs a SHA-256 hash with the SIM's user-authentication key (PKCS#1 v1.5), after the PIN. */
+  async signHash(hash: Buffer, pin: string): Promise<Buffer> {
+    const sim = await JpkiCard.open(this.sim.transport);
+    await sim.verify("auth", pin);
+    return sim.signDigestInfo("auth", sha256DigestInfo(hash));
+  }
+}

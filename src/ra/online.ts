@@ -1,0 +1,196 @@
+/**
+ * The online channel (DESIGN §4 flow 2): the application is CMS SignedData made by the My Number
+ * card's signing key, with the signing certificate embedded (docs/application-format.md). The RA
+ * believes it only when all of these hold, checked in this order (cheapest and most telling first):
+ *
+ * 1. the CMS signature verifies with the embedded certificate (cms.ts);
+ * 2. that certificate is the registry's own card signing certificate with that serial, byte for
+ *    byte (so it chains to the signing CA, which the registry's copy was checked against), and is
+ *    valid now: issued, not held, revoked or past notAfter (effectiveStatus);
+ * 3. the content reads as an application, made within `clockSkewMs` of now;
+ * 4. the SIM is in the carrier's inventory and active, with the EID the application names;
+ * 5. the attestation verifies with the SIM's security domain certificate, which the SIM maker's CA
+ *    signed, and binds the public key, the ICCID, the EID, the applet instance, the
+ *    user-authentication key reference and the application's nonce;
+ * 6. the nonce is the RA's, unused and fresh: used up in the transaction that records the
+ *    application (nonces.ts), so a replay is refused even when everything else verifies.
+ *
+ * The person and the card come from the signing certificate's registry row, never from the content.
+ */
+import { verifyKeyAttestation } from "../card/uicc/attestation.js";
+import { JpkiError } from "../errors.js";
+import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
+import { verifySignedData } from "../pki/cms.js";
+import { citizenCertificateValidity, parseBirthDate } from "../pki/validity.js";
+import { toBuffer } from "../registry/db.js";
+import { effectiveStatus } from "../registry/lifecycle.js";
+import { type ApplicationContent, parseApplicationContent } from "./application-content.js";
+import type { ApplicationChannel, ApplicationSim, Authorisation, ChannelContext } from "./channel.js";
+import { consumeNonce } from "./nonces.js";
+
+/** The user-authentication key's reference in the JPKI applet (JPKI-FACTS §1). */
+const AUTH_KEY_REFERENCE = 0x17;
+/** The largest application accepted (a real one is about 4 KiB: content, certificate, signature). */
+export const MAX_ONLINE_APPLICATION_BYTES = 64 * 1024;
+
+export interface OnlineApplication {
+  /** ContentInfo DER of the SignedData. */
+  readonly signedData: Buffer;
+}
+
+export interface OnlineChannelOptions {
+  /** How far the application's time may be from the RA's clock (default 10 minutes). */
+  readonly clockSkewMs?: number;
+}
+
+const refuse = (message: string): never => {
+  throw new JpkiError("bad-input", message);
+};
+const forbid = (message: string): never => {
+  throw new JpkiError("forbidden", message);
+};
+
+export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
+  readonly name = "online" as const;
+  private readonly clockSkewMs: number;
+
+  constructor(options: OnlineChannelOptions = {}) {
+    this.clockSkewMs = options.clockSkewMs ?? 10 * 60_000;
+  }
+
+  async authorise(request: OnlineApplication, context: ChannelContext): Promise<Authorisation> {
+    const { authority, now } = context;
+    const db = authority.registry.db;
+    if (request.signedData.length > MAX_ONLINE_APPLICATION_BYTES)
+      refuse(`the application is larger than ${MAX_ONLINE_APPLICATION_BYTES} octets`);
+    const signed = verifySignedData(request.signedData);
+
+    // 2. The signer: the registry's card signing certificate, valid now.
+    const signer = parseCertificate(signed.signerCertificate);
+    const row = await db
+      .selectFrom("certificates")
+      .select(["serial", "issuer", "kind", "status", "not_after", "der", "person_id", "card_id"])
+      .where("serial", "=", signer.serialHex)
+      .executeTakeFirst();
+    if (
+      row?.issuer !== "sign" ||
+      row.kind !== "card-sign" ||
+      !row.der ||
+      !toBuffer(row.der).equals(signer.der)
+    )
+      refuse("the application is not signed with a My Number card signing certificate this JPKI issued");
+    if (!verifyCertificateSignature(signer, parseCertificate(authority.certificates.sign).spki))
+      refuse("the signing certificate does not chain to the signing CA");
+    const status = effectiveStatus(row!, now);
+    if (status !== "issued")
+      forbid(
+        `the card's signing certificate is ${status === "suspended" ? "suspended" : status}: it cannot sign an application`,
+      );
+    if (signer.notBefore > now) forbid("the card's signing certificate is not valid yet");
+
+    // 3. The content.
+    const content = parseApplicationContent(signed.content);
+    if (Math.abs(content.time.getTime() - now.getTime()) > this.clockSkewMs)
+      refuse(
+        `the application was made at ${content.time.toISOString()}, too far from now: check the phone's clock`,
+      );
+
+    // 4. The SIM, as the carrier's inventory has it.
+    const sim = await this.activeSim(context, content);
+
+    // 5. The attestation, from the SIM maker's chain down to the key.
+    const sdCertificate = await this.securityDomainCertificate(context, sim);
+    const statement = verifyKeyAttestation(content.attestation, content.publicKey, sdCertificate);
+    if (statement.iccid !== content.iccid || statement.eid !== content.eid)
+      refuse("the key attestation was made by another SIM");
+    if (statement.instanceId.toString("hex") !== content.appletInstance)
+      refuse("the key attestation names another applet instance");
+    if (statement.keyReference !== AUTH_KEY_REFERENCE)
+      refuse("the attested key is not the applet's user-authentication key");
+    if (!statement.nonce.equals(content.nonce)) refuse("the key attestation was made for another nonce");
+
+    // The person and the card behind the signing certificate.
+    const card = await db
+      .selectFrom("cards")
+      .innerJoin("persons", "persons.id", "cards.person_id")
+      .select([
+        "cards.id",
+        "cards.status",
+        "cards.expires_at",
+        "persons.id as person_id",
+        "persons.birth_date",
+      ])
+      .where("cards.id", "=", row!.card_id ?? "")
+      .executeTakeFirst();
+    if (!card || card.person_id !== row!.person_id)
+      throw new JpkiError("integrity", `card signing certificate ${row!.serial} has no card in the registry`);
+    if (card.status !== "active") forbid(`the My Number card is ${card.status}: apply with a valid card`);
+    const parent = await db
+      .selectFrom("certificates")
+      .select(["serial", "status", "not_after"])
+      .where("card_id", "=", card.id)
+      .where("kind", "=", "card-auth")
+      .where("status", "=", "issued")
+      .orderBy("created_at", "desc")
+      .executeTakeFirst();
+    if (!parent || effectiveStatus(parent, now) !== "issued")
+      forbid(
+        "the card's user-authentication certificate is not valid: the phone certificate has nothing to be linked to",
+      );
+
+    return {
+      personId: card.person_id,
+      cardId: card.id,
+      parentSerial: parent!.serial,
+      sim,
+      subjectSpki: content.publicKey,
+      validity: citizenCertificateValidity(parseBirthDate(card.birth_date), now, new Date(card.expires_at)),
+      evidence: {
+        signingCertificate: row!.serial,
+        applicationTime: content.time.toISOString(),
+        carrier: content.carrier,
+        appletInstance: content.appletInstance,
+        attestationKeyReference: statement.keyReference,
+      },
+      consume: (trx, applicationId) => consumeNonce(trx, content.nonce, applicationId, now),
+    };
+  }
+
+  private async activeSim(
+    { authority }: ChannelContext,
+    content: ApplicationContent,
+  ): Promise<ApplicationSim> {
+    const sim = await authority.registry.getSimByIccid(content.iccid);
+    if (!sim) return forbid(`SIM ${content.iccid} is not in any carrier's inventory`);
+    if (sim.eid !== content.eid) refuse(`SIM ${content.iccid} has another EID than the application says`);
+    if (sim.status !== "active")
+      forbid(`SIM ${content.iccid} is ${sim.status} at its carrier: ask the carrier to activate it`);
+    return { id: sim.id, iccid: sim.iccid, eid: sim.eid ?? content.eid, issuer: sim.carrier ?? "unknown" };
+  }
+
+  /** The SIM's attestation certificate, issued by the SIM maker's CA and still valid. */
+  private async securityDomainCertificate(
+    { authority, now }: ChannelContext,
+    sim: ApplicationSim,
+  ): Promise<Buffer> {
+    const row = await authority.registry.db
+      .selectFrom("certificates")
+      .select(["der", "status", "not_after"])
+      .where("sim_id", "=", sim.id)
+      .where("kind", "=", "sim-attestation")
+      .where("issuer", "=", "sim-maker")
+      .orderBy("created_at", "desc")
+      .executeTakeFirst();
+    if (!row?.der || effectiveStatus(row, now) !== "issued")
+      return forbid(`SIM ${sim.iccid} has no valid attestation certificate from a trusted SIM maker`);
+    const der = toBuffer(row.der);
+    if (
+      !verifyCertificateSignature(
+        parseCertificate(der),
+        parseCertificate(authority.certificates.simMaker).spki,
+      )
+    )
+      return forbid(`SIM ${sim.iccid}'s attestation certificate does not chain to the SIM maker's CA`);
+    return der;
+  }
+}
