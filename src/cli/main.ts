@@ -13,7 +13,7 @@ import { citizenAdd } from "./commands/citizen.js";
 import { crlPublish } from "./commands/crl.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
 import { startCommand } from "./commands/start.js";
-import { verifierAdd } from "./commands/verifier.js";
+import { verifierAdd, verifierDisable, verifierEnable, verifierList } from "./commands/verifier.js";
 
 export const commands: readonly Command[] = [
   caInit,
@@ -30,6 +30,9 @@ export const commands: readonly Command[] = [
   crlPublish,
   auditVerify,
   verifierAdd,
+  verifierList,
+  verifierDisable,
+  verifierEnable,
   startCommand,
   benchCommand,
 ];

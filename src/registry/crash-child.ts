@@ -10,6 +10,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { openRegistryDatabase } from "./db.js";
 import { issueCertificates, recoverInterruptedIssuances } from "./issuance.js";
+import { DEFAULT_POLICIES } from "./lifecycle.js";
 import { rsaSigner, type TestKey, testRequest } from "./test-fixtures.js";
 
 const need = (name: string): string => {
@@ -31,7 +32,7 @@ const signer = rsaSigner(key, (der) => {
 const signers = { auth: signer };
 
 const { db } = await openRegistryDatabase(need("JPKI_CRASH_DB"));
-const report = await recoverInterruptedIssuances(db, signers);
+const report = await recoverInterruptedIssuances(db, signers, { policies: DEFAULT_POLICIES });
 process.stdout.write(`started recovered=${report.issued.length} failed=${report.failed.length}\n`);
 for (let batch = 0; ; batch++) {
   const size = 1 + Math.floor(Math.random() * 40);

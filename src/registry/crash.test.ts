@@ -16,6 +16,7 @@ import { forEachDialect } from "../testing/dialects.js";
 import { verifyAudit } from "./audit.js";
 import type { CertificateRecord } from "./issuance.js";
 import { listCertificates, recoverInterruptedIssuances } from "./issuance.js";
+import { DEFAULT_POLICIES } from "./lifecycle.js";
 import { generateTestKey, rsaSigner } from "./test-fixtures.js";
 
 const key = await generateTestKey();
@@ -129,9 +130,13 @@ forEachDialect((dialect, open) => {
         assert.ok(escapedWhilePending > 0, "no kill landed between signing and storing a certificate");
 
         // Restart: recovery, with a signer that also counts as an escape.
-        const report = await recoverInterruptedIssuances(handle.db, {
-          auth: rsaSigner(key, (der) => appendFileSync(escapedPath, `\n${der.toString("hex")}\n`)),
-        });
+        const report = await recoverInterruptedIssuances(
+          handle.db,
+          {
+            auth: rsaSigner(key, (der) => appendFileSync(escapedPath, `\n${der.toString("hex")}\n`)),
+          },
+          { policies: DEFAULT_POLICIES },
+        );
         assert.deepEqual(report.failed, []);
         assert.deepEqual(report.stillPending, []);
 

@@ -17,10 +17,12 @@ import {
   recoverInterruptedIssuances,
   SHARD_SETTING,
 } from "./issuance.js";
+import { DEFAULT_POLICIES } from "./lifecycle.js";
 import { Registry } from "./registry.js";
 import { generateTestKey, rsaSigner, testRequest } from "./test-fixtures.js";
 
 const key = await generateTestKey();
+const policies = DEFAULT_POLICIES;
 
 /** What a deterministic RSA signer makes of this TBS. */
 function expectedCertificate(tbs: Buffer): Buffer {
@@ -233,10 +235,10 @@ forEachDialect((dialect, open) => {
 
     const pendingSerials = (await listCertificates(db, { status: "pending" })).items.map((c) => c.serial);
     assert.equal(pendingSerials.length, 3);
-    const stillDown = await recoverInterruptedIssuances(db, { auth: unavailable });
+    const stillDown = await recoverInterruptedIssuances(db, { auth: unavailable }, { policies });
     assert.deepEqual(stillDown.stillPending.sort(), pendingSerials);
 
-    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) });
+    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }, { policies });
     assert.deepEqual(report.issued.sort(), pendingSerials);
     for (const r of results) {
       const stored = await getCertificate(db, r.serial);
@@ -254,7 +256,7 @@ forEachDialect((dialect, open) => {
       ["recovered"],
     );
     assert.deepEqual(await verifyAudit(db), []);
-    assert.deepEqual(await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }), {
+    assert.deepEqual(await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }, { policies }), {
       issued: [],
       failed: [],
       stillPending: [],
@@ -295,7 +297,7 @@ forEachDialect((dialect, open) => {
     assert.equal(pending.items.length, 2);
     assert.ok(pending.items.every((c) => c.der === null));
     await sql`drop trigger reject_audit${dialect === "postgres" ? sql` on audit_log` : sql``}`.execute(db);
-    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) });
+    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }, { policies });
     assert.equal(report.issued.length, 2);
     for (const der of signed) {
       const serial = new X509Certificate(der).serialNumber.toLowerCase();
@@ -326,7 +328,7 @@ forEachDialect((dialect, open) => {
         return good.issue(tbs);
       },
     };
-    const report = await recoverInterruptedIssuances(db, { auth: refusesRefused });
+    const report = await recoverInterruptedIssuances(db, { auth: refusesRefused }, { policies });
     assert.deepEqual(report.issued, []);
     assert.deepEqual(report.stillPending, []);
     const reasons = new Map(report.failed.map((f) => [f.serial, f.reason]));
@@ -343,7 +345,11 @@ forEachDialect((dialect, open) => {
   test("recovery leaves young pending rows to their own process when asked", async () => {
     const { db } = await open();
     await issueCertificates(db, { auth: unavailable }, [testRequest(key)]);
-    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }, { olderThanMs: 60_000 });
+    const report = await recoverInterruptedIssuances(
+      db,
+      { auth: rsaSigner(key) },
+      { olderThanMs: 60_000, policies },
+    );
     assert.deepEqual(report, { issued: [], failed: [], stillPending: [] });
     assert.equal((await listCertificates(db, { status: "pending" })).items.length, 1);
   });
@@ -364,7 +370,7 @@ forEachDialect((dialect, open) => {
     // Wait until the pending row exists, then let another "process" recover it first.
     for (let i = 0; i < 100 && (await listCertificates(db, { status: "pending" })).items.length === 0; i++)
       await new Promise((r) => setTimeout(r, 10));
-    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) });
+    const report = await recoverInterruptedIssuances(db, { auth: rsaSigner(key) }, { policies });
     assert.equal(report.issued.length, 1);
     release();
     const [result] = await issuing;

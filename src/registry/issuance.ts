@@ -20,6 +20,7 @@ import { randomSerial, serialFromHex, serialToHex, shardOf } from "../pki/serial
 import { type AuditEntry, appendAudit, sha256Hex } from "./audit.js";
 import { type BulkColumn, bulkInsert, bulkStoreIssued, column } from "./bulk.js";
 import { isoTime, toBuffer } from "./db.js";
+import { doubleIssuanceHooks, type Policies } from "./lifecycle.js";
 import {
   type CertificateIssuer,
   type CertificateKind,
@@ -508,6 +509,11 @@ export async function issueCertificate(
 }
 
 export interface RecoveryOptions {
+  /**
+   * The configured policies: a recovered phone certificate is subject to the double-issuance policy
+   * as one issued without a crash (`doubleIssuanceHooks`), in the transaction that stores it.
+   */
+  policies: Policies;
   actor?: string;
   /**
    * Leave pending rows younger than this alone (default 0). With several processes on one PostgreSQL
@@ -541,20 +547,26 @@ function tbsProblem(tbs: Buffer): string | null {
  * Finishes every issuance a crash interrupted: re-signs each pending row's stored TBS and stores the
  * certificate, or marks the row failed when it cannot be finished (unreadable TBS, no signer, the signer
  * refuses). Rows whose signer is unavailable stay pending. Run it at start, before serving.
+ *
+ * A stored phone certificate goes through the double-issuance policy's `onIssued` in the same
+ * transaction: under `one-per-medium` the person's older live certificate of its kind is superseded,
+ * or the recovered one itself when a later application was issued meanwhile. (`strict` checked the
+ * row when it was stored as pending.)
  */
 export async function recoverInterruptedIssuances(
   db: Kysely<RegistrySchema>,
   signers: CertificateSigners,
-  options: RecoveryOptions = {},
+  options: RecoveryOptions,
 ): Promise<RecoveryReport> {
   const actor = options.actor ?? "system:recovery";
+  const { onIssued } = doubleIssuanceHooks(options.policies, actor);
   const report: RecoveryReport = { issued: [], failed: [], stillPending: [] };
   const cutoff = isoTime(new Date(Date.now() - (options.olderThanMs ?? 0)));
   let after = "";
   for (;;) {
     const rows = await db
       .selectFrom("certificates")
-      .select(["serial", "shard", "issuer", "tbs"])
+      .select(["serial", "shard", "issuer", "tbs", "kind", "person_id"])
       // A literal, not a parameter, so SQLite can use the partial index on pending rows.
       .where(sql<boolean>`status = 'pending'`)
       .where("created_at", "<=", cutoff)
@@ -578,7 +590,17 @@ export async function recoverInterruptedIssuances(
         return outcome!;
       }),
     );
-    const changed = await finish(db, items, outcomes, { actor, event: "recovered" });
+    const changed = await finish(db, items, outcomes, {
+      actor,
+      event: "recovered",
+      onIssued: (trx, serials) =>
+        onIssued(
+          trx,
+          rows
+            .filter((r) => serials.has(r.serial))
+            .map((r) => ({ serial: r.serial, request: { kind: r.kind, personId: r.person_id } })),
+        ),
+    });
     items.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) {

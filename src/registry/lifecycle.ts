@@ -398,9 +398,12 @@ async function lockPersons(trx: Trx, personIds: readonly string[]): Promise<void
  * issuance's own transactions (src/registry/issuance.ts), so the outcome holds however many
  * issuances for one person race:
  *
- * - `one-per-medium`: when a phone certificate is stored, the person's other live certificates of
- *   the same kind on a SIM are revoked as superseded, in the same transaction: the last one stored
- *   wins, none is left valid beside it.
+ * - `one-per-medium`: when a phone certificate is stored (issued, or finished by the recovery), the
+ *   person's live certificates of the same kind on a SIM are compared by when they were applied for
+ *   (their pending rows' created_at; the serial breaks a tie): the latest application stays valid and
+ *   every other one is revoked as superseded, in the same transaction. The stored certificate itself
+ *   is the one superseded when a later application already holds a live certificate (a recovered
+ *   issuance that was overtaken while it was pending, or the loser of two racing issuances).
  * - `strict`: a user-authentication certificate is refused (before anything is signed) while the
  *   person holds another live or pending one, the card's included: the 2015 rule of one valid
  *   user-authentication certificate per person. The citizen revokes the old one first.
@@ -448,17 +451,30 @@ export function doubleIssuanceHooks(
       const items = phone(issued);
       if (policies.doubleIssuance !== "one-per-medium" || items.length === 0) return;
       await lockPersons(trx, [...new Set(items.map((i) => i.request.personId!))]);
-      const own = items.map((i) => i.serial);
-      for (const item of items) {
-        const older = await liveSerials(trx, {
-          personId: item.request.personId!,
-          kinds: [item.request.kind as CertificateRow["kind"]],
+      const groups = new Map<string, { personId: string; kind: CertificateRow["kind"] }>();
+      for (const { request } of items)
+        groups.set(`${request.personId}\u0000${request.kind}`, {
+          personId: request.personId!,
+          kind: request.kind as CertificateRow["kind"],
         });
-        for (const serial of older.filter((s) => !own.includes(s)))
+      for (const { personId, kind } of groups.values()) {
+        const live = await trx
+          .selectFrom("certificates")
+          .select("serial")
+          .where("person_id", "=", personId)
+          .where("kind", "=", kind)
+          .where("status", "in", LIVE_STATUSES)
+          .orderBy("created_at")
+          .orderBy("serial")
+          .execute();
+        const latest = live.pop();
+        if (!latest) continue;
+        // In serial order, as every cascade locks rows, so two of them cannot deadlock.
+        for (const serial of live.map((r) => r.serial).sort())
           await transitions.revoke(trx, serial, {
             actor,
             reason: CrlReason.superseded,
-            note: `superseded by ${item.serial}`,
+            note: `superseded by ${latest.serial}`,
           });
       }
     },

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { JpkiError } from "../errors.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { verifyAudit } from "./audit.js";
+import { DEFAULT_POLICIES } from "./lifecycle.js";
 import { Registry } from "./registry.js";
 import { generateTestKey, rsaSigner, testRequest } from "./test-fixtures.js";
 
@@ -142,11 +143,14 @@ forEachDialect((_dialect, open) => {
     assert.ok(result?.ok);
     assert.equal((await registry.getCertificate(result.serial))?.status, "issued");
     assert.equal((await registry.listCertificates({ status: "issued" })).items.length, 1);
-    assert.deepEqual(await registry.recoverInterruptedIssuances({ auth: rsaSigner(key) }), {
-      issued: [],
-      failed: [],
-      stillPending: [],
-    });
+    assert.deepEqual(
+      await registry.recoverInterruptedIssuances({ auth: rsaSigner(key) }, { policies: DEFAULT_POLICIES }),
+      {
+        issued: [],
+        failed: [],
+        stillPending: [],
+      },
+    );
     const actors = await db.selectFrom("audit_log").select("actor").distinct().execute();
     assert.deepEqual(actors, [{ actor: "ra" }]);
   });

@@ -413,7 +413,7 @@ export class Registry {
 
   recoverInterruptedIssuances(
     signers: CertificateSigners,
-    options: RecoveryOptions = {},
+    options: RecoveryOptions,
   ): Promise<RecoveryReport> {
     return recoverInterruptedIssuances(this.db, signers, options);
   }

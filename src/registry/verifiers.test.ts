@@ -7,9 +7,13 @@ import { verifyAudit } from "./audit.js";
 import {
   addVerifier,
   authenticateVerifier,
+  disableVerifier,
+  enableVerifier,
   LookupCounter,
+  listVerifiers,
   lookupCounts,
   VERIFIER_CACHE_TTL_MS,
+  VERIFIER_STATUS_CHECK_MS,
   verifierMayAsk,
 } from "./verifiers.js";
 
@@ -85,6 +89,117 @@ forEachDialect((_dialect, open) => {
     // A new handle on the database (another process) has no cache at all.
     const other = await open();
     assert.equal(await authenticateVerifier(other.db, token), undefined);
+  });
+
+  test("list: every verifier, oldest first, with its status and lookup totals of all days", async () => {
+    const { db } = await open();
+    assert.deepEqual(await listVerifiers(db), []);
+    const a = await addVerifier(db, { name: "例示銀行", kind: "auth" });
+    const b = await addVerifier(db, { name: "portal", kind: "both" });
+    await db
+      .updateTable("verifiers")
+      .set({ created_at: "2026-01-01T00:00:00.000Z" })
+      .where("id", "=", b.verifierId)
+      .execute();
+    const counter = new LookupCounter(db, { flushIntervalMs: 0 });
+    counter.count(a.verifierId, "ocsp", 3);
+    counter.count(a.verifierId, "crl");
+    await counter.close();
+    // Another day's row adds to the total.
+    await db
+      .insertInto("verifier_lookups")
+      .values({ verifier_id: a.verifierId, day: "2020-01-01", channel: "ocsp", count: 4 })
+      .execute();
+    await disableVerifier(db, b.verifierId, { actor: "test" });
+    const listed = await listVerifiers(db);
+    assert.deepEqual(
+      listed.map((v) => [v.id, v.name, v.kind, v.status, v.lookups]),
+      [
+        [b.verifierId, "portal", "both", "disabled", { ocsp: 0, crl: 0 }],
+        [a.verifierId, "例示銀行", "auth", "active", { ocsp: 7, crl: 1 }],
+      ],
+    );
+    assert.equal(listed[0]!.createdAt, "2026-01-01T00:00:00.000Z");
+    assert.match(listed[1]!.createdAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  });
+
+  test("disable and enable: audited with the reason, refused at once on this handle, unknown or repeated refused", async () => {
+    const { db } = await open();
+    const { verifierId, token } = await addVerifier(db, { name: "bank", kind: "auth" });
+    const now = Date.now();
+    assert.equal((await authenticateVerifier(db, token, now))?.id, verifierId);
+
+    assert.deepEqual(
+      await disableVerifier(db, verifierId, { actor: "clerk:7", reason: " contract ended " }),
+      {
+        verifierId,
+        name: "bank",
+        from: "active",
+        to: "disabled",
+      },
+    );
+    // The verdict cached a moment ago is gone: no waiting for the cache's lifetime.
+    assert.equal(await authenticateVerifier(db, token, now + 1), undefined);
+    const row = await db
+      .selectFrom("verifiers")
+      .select("status")
+      .where("id", "=", verifierId)
+      .executeTakeFirstOrThrow();
+    assert.equal(row.status, "disabled");
+
+    const auditCount = async () => (await db.selectFrom("audit_log").select("seq").execute()).length;
+    const before = await auditCount();
+    await assert.rejects(
+      disableVerifier(db, verifierId, { actor: "test" }),
+      (e) =>
+        e instanceof JpkiError &&
+        e.code === "conflict" &&
+        e.message === `cannot disable verifier ${verifierId}: it is disabled`,
+    );
+    for (const unknown of ["00000000-0000-0000-0000-000000000000", "", "x'; drop table verifiers; --"])
+      await assert.rejects(
+        enableVerifier(db, unknown, { actor: "test" }),
+        (e) =>
+          e instanceof JpkiError && e.code === "not-found" && e.message === `no verifier with id ${unknown}`,
+      );
+    assert.equal(await auditCount(), before, "a refused change is not audited");
+
+    assert.deepEqual((await enableVerifier(db, verifierId, { actor: "clerk:7" })).to, "active");
+    assert.equal((await authenticateVerifier(db, token, now + 2))?.id, verifierId);
+    const audit = await db
+      .selectFrom("audit_log")
+      .selectAll()
+      .where("subject", "=", verifierId)
+      .orderBy("seq")
+      .execute();
+    assert.deepEqual(
+      audit.map((a) => [a.action, a.actor, JSON.parse(a.details)]),
+      [
+        ["verifier.add", "registry", { kind: "auth", name: "bank" }],
+        ["verifier.disable", "clerk:7", { from: "active", reason: "contract ended", to: "disabled" }],
+        ["verifier.enable", "clerk:7", { from: "disabled", reason: null, to: "active" }],
+      ],
+    );
+    assert.deepEqual(await verifyAudit(db), []);
+  });
+
+  test("a status change made through another handle (another process) is seen within the status check interval", async () => {
+    const database = await open();
+    const { verifierId, token } = await addVerifier(database.db, { name: "bank", kind: "both" });
+    const server = (await database.reopen()).db;
+    const t = Date.now();
+    assert.equal((await authenticateVerifier(server, token, t))?.id, verifierId);
+    await disableVerifier(database.db, verifierId, { actor: "test" });
+    // The bound: until the server's next status check its cached verdict stands ...
+    assert.equal((await authenticateVerifier(server, token, t + 1))?.id, verifierId);
+    // ... and that check (one read a second, long before VERIFIER_CACHE_TTL_MS) drops it.
+    assert.ok(VERIFIER_STATUS_CHECK_MS < VERIFIER_CACHE_TTL_MS);
+    assert.equal(await authenticateVerifier(server, token, t + VERIFIER_STATUS_CHECK_MS), undefined);
+    await enableVerifier(database.db, verifierId, { actor: "test" });
+    assert.equal(
+      (await authenticateVerifier(server, token, t + 2 * VERIFIER_STATUS_CHECK_MS))?.id,
+      verifierId,
+    );
   });
 
   test("lookup counts: per verifier, Japan day and channel, added up across counters", async () => {

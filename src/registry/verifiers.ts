@@ -15,7 +15,7 @@ import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
 import { formatDate, jstDateOf, startOfJstDay } from "../pki/validity.js";
 import { appendAudit, sha256Hex } from "./audit.js";
-import { isoTime } from "./db.js";
+import { dialectOf, isoTime } from "./db.js";
 import type { CertificateIssuer, RegistrySchema, VerifiersTable } from "./schema.js";
 
 export type VerifierKind = VerifiersTable["kind"];
@@ -86,33 +86,90 @@ export function verifierMayAsk(verifier: Verifier, issuer: CertificateIssuer): b
 // ---------------------------------------------------------------------------------------------
 // Authentication
 
-/** How long a token's verdict is kept: a disabled verifier is refused at most this long after. */
+/** How long a token's verdict is kept, at most: the bound when nothing signals a status change. */
 export const VERIFIER_CACHE_TTL_MS = 10_000;
+/**
+ * How often a process asks whether any verifier was disabled or enabled since (by any process): one
+ * primary-key read a second, not one per request. A change made through this process's handle
+ * clears its cache at once; one made elsewhere reaches it within this interval.
+ */
+export const VERIFIER_STATUS_CHECK_MS = 1_000;
 /** Unknown tokens are remembered briefly too, so a client retrying a bad token does not reach the database. */
 const UNKNOWN_TOKEN_TTL_MS = 2_000;
 const MAX_CACHED_TOKENS = 10_000;
+/** A settings row given a new value by every disable and enable, in the same transaction. */
+export const VERIFIER_STATUS_SETTING = "verifiers.statusGeneration";
 
 interface CachedVerdict {
   readonly verifier: Verifier | undefined;
   readonly expires: number;
 }
 
-/** One cache per database handle, keyed by token hash (never by the token itself). */
-const verdicts = new WeakMap<Kysely<RegistrySchema>, Map<string, CachedVerdict>>();
+interface VerdictCache {
+  readonly verdicts: Map<string, CachedVerdict>;
+  /** The status generation last read, and when the read started. */
+  generation: string | undefined;
+  checkedAt: number;
+  checking: Promise<void> | undefined;
+  /** Bumped at every clear: a verdict read across a clear may predate the change and is not kept. */
+  epoch: number;
+}
 
-function cacheOf(db: Kysely<RegistrySchema>): Map<string, CachedVerdict> {
-  let cache = verdicts.get(db);
+/** One cache per database handle, keyed by token hash (never by the token itself). */
+const caches = new WeakMap<Kysely<RegistrySchema>, VerdictCache>();
+
+function cacheOf(db: Kysely<RegistrySchema>): VerdictCache {
+  let cache = caches.get(db);
   if (!cache) {
-    cache = new Map();
-    verdicts.set(db, cache);
+    cache = {
+      verdicts: new Map(),
+      generation: undefined,
+      checkedAt: Number.NEGATIVE_INFINITY,
+      checking: undefined,
+      epoch: 0,
+    };
+    caches.set(db, cache);
   }
   return cache;
+}
+
+function clearVerdicts(cache: VerdictCache): void {
+  cache.verdicts.clear();
+  cache.epoch += 1;
+}
+
+/**
+ * Reads the status generation (one request at a time does); a new one clears the cached verdicts.
+ * A failed read is tried again at the next interval: meanwhile cached verdicts serve until their TTL,
+ * as they did before the check existed, and a cache miss reads the database (and reports its failure).
+ */
+function checkStatusChanges(db: Kysely<RegistrySchema>, cache: VerdictCache, now: number): Promise<void> {
+  cache.checking ??= (async () => {
+    try {
+      const row = await db
+        .selectFrom("settings")
+        .select("value")
+        .where("key", "=", VERIFIER_STATUS_SETTING)
+        .executeTakeFirst();
+      if (row?.value !== cache.generation) {
+        clearVerdicts(cache);
+        cache.generation = row?.value;
+      }
+    } catch {
+      // Kept for the next interval (see above).
+    } finally {
+      cache.checkedAt = now;
+      cache.checking = undefined;
+    }
+  })();
+  return cache.checking;
 }
 
 /**
  * The active verifier holding `token`, or undefined. The lookup is by SHA-256 of the token, and the
  * stored hash is compared again in constant time: timing can at most reveal bits of a hash, which do
- * not lead back to a token (preimage resistance). Verdicts are cached for VERIFIER_CACHE_TTL_MS.
+ * not lead back to a token (preimage resistance). Verdicts are cached for VERIFIER_CACHE_TTL_MS, and
+ * dropped when a verifier's status changes (VERIFIER_STATUS_CHECK_MS).
  */
 export async function authenticateVerifier(
   db: Kysely<RegistrySchema>,
@@ -122,9 +179,11 @@ export async function authenticateVerifier(
   if (!TOKEN_SHAPE.test(token)) return undefined;
   const hash = sha256Hex(Buffer.from(token, "utf8"));
   const cache = cacheOf(db);
-  const cached = cache.get(hash);
+  if (now - cache.checkedAt >= VERIFIER_STATUS_CHECK_MS) await checkStatusChanges(db, cache, now);
+  const cached = cache.verdicts.get(hash);
   if (cached && cached.expires > now) return cached.verifier;
 
+  const epoch = cache.epoch;
   const row = await db
     .selectFrom("verifiers")
     .select(["id", "name", "kind", "status", "token_hash"])
@@ -136,15 +195,130 @@ export async function authenticateVerifier(
     timingSafeEqual(Buffer.from(row.token_hash, "hex"), Buffer.from(hash, "hex"))
       ? { id: row.id, name: row.name, kind: row.kind }
       : undefined;
-  if (cache.size >= MAX_CACHED_TOKENS) {
+  if (cache.epoch !== epoch) return verifier;
+  const verdicts = cache.verdicts;
+  if (verdicts.size >= MAX_CACHED_TOKENS) {
     // Drop the oldest entries (a Map iterates in insertion order); what matters is the bound.
-    for (const key of cache.keys()) {
-      cache.delete(key);
-      if (cache.size < MAX_CACHED_TOKENS / 2) break;
+    for (const key of verdicts.keys()) {
+      verdicts.delete(key);
+      if (verdicts.size < MAX_CACHED_TOKENS / 2) break;
     }
   }
-  cache.set(hash, { verifier, expires: now + (verifier ? VERIFIER_CACHE_TTL_MS : UNKNOWN_TOKEN_TTL_MS) });
+  verdicts.set(hash, { verifier, expires: now + (verifier ? VERIFIER_CACHE_TTL_MS : UNKNOWN_TOKEN_TTL_MS) });
   return verifier;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Management
+
+export type VerifierStatus = VerifiersTable["status"];
+
+/** A registered verifier as `verifier list` shows it, with its lookups of all days. */
+export interface VerifierRecord {
+  id: string;
+  name: string;
+  kind: VerifierKind;
+  status: VerifierStatus;
+  createdAt: string;
+  lookups: Record<LookupChannel, number>;
+}
+
+/** Every registered verifier, oldest first, with its lookup totals per channel. */
+export async function listVerifiers(db: Kysely<RegistrySchema>): Promise<VerifierRecord[]> {
+  const rows = await db
+    .selectFrom("verifiers")
+    .select(["id", "name", "kind", "status", "created_at"])
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
+  const totals = await db
+    .selectFrom("verifier_lookups")
+    .select(["verifier_id", "channel", (eb) => eb.fn.sum<number | string>("count").as("total")])
+    .groupBy(["verifier_id", "channel"])
+    .execute();
+  const lookupsOf = new Map<string, Record<LookupChannel, number>>();
+  for (const t of totals) {
+    const lookups = lookupsOf.get(t.verifier_id) ?? { ocsp: 0, crl: 0 };
+    // PostgreSQL's sum of a bigint is numeric, read as text.
+    lookups[t.channel] = Number(t.total);
+    lookupsOf.set(t.verifier_id, lookups);
+  }
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    status: r.status,
+    createdAt: r.created_at,
+    lookups: lookupsOf.get(r.id) ?? { ocsp: 0, crl: 0 },
+  }));
+}
+
+export interface VerifierStatusChange {
+  verifierId: string;
+  name: string;
+  from: VerifierStatus;
+  to: VerifierStatus;
+}
+
+/**
+ * Disables a verifier: its token is refused from then on (by this handle at once, by other
+ * processes within VERIFIER_STATUS_CHECK_MS). Its lookup counts stay, for the ledger.
+ */
+export function disableVerifier(
+  db: Kysely<RegistrySchema>,
+  verifierId: string,
+  options: { actor: string; reason?: string },
+): Promise<VerifierStatusChange> {
+  return setVerifierStatus(db, verifierId, "disabled", options);
+}
+
+/** Enables a disabled verifier again, with the token it had. */
+export function enableVerifier(
+  db: Kysely<RegistrySchema>,
+  verifierId: string,
+  options: { actor: string; reason?: string },
+): Promise<VerifierStatusChange> {
+  return setVerifierStatus(db, verifierId, "active", options);
+}
+
+/**
+ * Changes the row, the status generation (which tells every server process to drop its cached
+ * verdicts) and the audit chain in one transaction. A verifier already in the wanted status is
+ * refused, as an illegal certificate transition is: nothing changes, nothing is audited.
+ */
+async function setVerifierStatus(
+  db: Kysely<RegistrySchema>,
+  verifierId: string,
+  to: VerifierStatus,
+  options: { actor: string; reason?: string },
+): Promise<VerifierStatusChange> {
+  const action = to === "disabled" ? "disable" : "enable";
+  const reason = options.reason?.trim() || null;
+  const change = await db.transaction().execute(async (trx) => {
+    let query = trx.selectFrom("verifiers").select(["id", "name", "status"]).where("id", "=", verifierId);
+    if (dialectOf(trx) === "postgres") query = query.forUpdate();
+    const row = await query.executeTakeFirst();
+    if (!row) throw new JpkiError("not-found", `no verifier with id ${verifierId}`);
+    if (row.status === to)
+      throw new JpkiError("conflict", `cannot ${action} verifier ${row.id}: it is ${row.status}`);
+    await trx.updateTable("verifiers").set({ status: to }).where("id", "=", row.id).execute();
+    const generation = randomUUID();
+    await trx
+      .insertInto("settings")
+      .values({ key: VERIFIER_STATUS_SETTING, value: generation })
+      .onConflict((oc) => oc.column("key").doUpdateSet({ value: generation }))
+      .execute();
+    await appendAudit(trx, {
+      actor: options.actor,
+      action: `verifier.${action}`,
+      subject: row.id,
+      details: { from: row.status, reason, to },
+    });
+    return { verifierId: row.id, name: row.name, from: row.status, to };
+  });
+  // After the commit: a request reading the row before it would otherwise cache the old verdict again.
+  clearVerdicts(cacheOf(db));
+  return change;
 }
 
 // ---------------------------------------------------------------------------------------------

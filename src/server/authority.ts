@@ -373,7 +373,7 @@ export async function openAuthority(
       auth: issuerKeyOf(parseCertificate(certificates.auth)),
       "sim-maker": issuerKeyOf(parseCertificate(certificates.simMaker)),
     };
-    await recoverInterruptedIssuances(registry.db, signers, { actor: "recovery" });
+    await recoverInterruptedIssuances(registry.db, signers, { actor: "recovery", policies });
     const cardsDir = path.join(dataDir, "cards");
     const openedRegistry = registry;
     return {
