@@ -158,6 +158,9 @@ function tbsCertificateFields(root: DerNode): ParsedTbsCertificate {
   if (spkiParts.length !== 2) throw new DerError("subjectPublicKeyInfo: expected algorithm and key");
   readAlgorithmIdentifier(spkiParts[0], "subjectPublicKeyInfo algorithm");
   const subjectPublicKey = expectTag(spkiParts[1], Tag.bitString, "subjectPublicKey");
+  // RSA and EC keys are whole octets (RFC 3279 §2.3.1, RFC 5480 §2.2); OpenSSL would read a key
+  // with unused bits declared as the same key, so two encodings would name one key.
+  if (subjectPublicKey.content[0] !== 0) throw new DerError("subjectPublicKey: unused bits in a key");
   // issuerUniqueID [1], subjectUniqueID [2], in that order (§4.1.2.8).
   for (const tag of [ISSUER_UNIQUE_ID, SUBJECT_UNIQUE_ID]) {
     if (items[i]?.tag !== tag) continue;
@@ -379,7 +382,9 @@ export function keyAlgorithmOf(spki: Buffer): KeyAlgorithm {
   const [algorithm] = children(expectTag(readDer(spki, CERTIFICATE_LIMITS), Tag.sequence, "SPKI"));
   const [algorithmOid, parameters] = children(expectTag(algorithm, Tag.sequence, "SPKI algorithm"));
   const keyOid = readOid(expectTag(algorithmOid, Tag.oid, "SPKI algorithm OID"));
-  if (keyOid === OID_RSA_ENCRYPTION) {
+  // rsaEncryption's parameters are NULL (RFC 3279 §2.3.1); OpenSSL ignores them, so anything else
+  // there would give one key two encodings.
+  if (keyOid === OID_RSA_ENCRYPTION && parameters?.tag === Tag.null && parameters.content.length === 0) {
     const key = createPublicKey({ key: spki, format: "der", type: "spki" });
     if (key.asymmetricKeyDetails?.modulusLength === 2048) return "rsa-2048";
   } else if (

@@ -259,7 +259,8 @@ describe("buildSignedData", () => {
     );
     await assert.rejects(
       buildSignedData(input({ signerCertificate: h.simAttestation })),
-      (error: unknown) => error instanceof JpkiError && /ec .*RSA of 2048 bits/.test(error.message),
+      (error: unknown) =>
+        error instanceof JpkiError && /ec .*RSA of 2048 bits is required/.test(error.message),
     );
     await assert.rejects(
       buildSignedData(input({ signerCertificate: Buffer.from("3000", "hex") })),
@@ -367,6 +368,19 @@ describe("verifySignedData refuses every tampering, with a clear reason", () => 
     const at = der.indexOf(hex("17 0D 32 36 31 31 32 35"));
     der[at + 9]! = 0x31; // 2026-11-25 → 2026-11-15
     assertRefused(der, "bad-signature", /does not verify with the signer certificate's public key/);
+  });
+
+  test("the signer certificate's key with other rsaEncryption parameters: refused, though OpenSSL reads the same key", async () => {
+    const der = await buildSignedData(input());
+    // The signer's SPKI is the last rsaEncryption AlgorithmIdentifier before the SignerInfos.
+    const spkiAlgorithm = hex("06 09 2A 86 48 86 F7 0D 01 01 01 05 00");
+    const at = der.lastIndexOf(spkiAlgorithm, der.indexOf(h.cardSign.subarray(-64)));
+    assert.ok(at > 0);
+    for (const tag of [0x07, 0x30, 0x80]) {
+      const changed = Buffer.from(der);
+      changed[at + 11] = tag; // NULL (05 00) becomes another empty value
+      assertRefused(changed, "unsupported", /not encoded as rsaEncryption with NULL parameters/);
+    }
   });
 
   test("a changed signature bit: bad signature", async () => {

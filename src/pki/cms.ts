@@ -9,7 +9,7 @@
 import { constants, createHash, createPublicKey, type KeyObject, privateEncrypt, verify } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { OID_SHA256_WITH_RSA } from "./algorithms.js";
-import { checkName, type ParsedCertificate, parseCertificate } from "./certificate.js";
+import { checkName, keyAlgorithmOf, type ParsedCertificate, parseCertificate } from "./certificate.js";
 import {
   children,
   DerError,
@@ -514,7 +514,7 @@ function readSignedAttributes(node: DerNode): SignerInfoFields["attributes"] {
 const isSingleValued = (type: string) =>
   type === OID_AA_CONTENT_TYPE || type === OID_AA_MESSAGE_DIGEST || type === OID_AA_SIGNING_TIME;
 
-/** The certificate's RSA public key; other key types and keys under 2048 bits are refused. */
+/** The certificate's RSA-2048 public key (JPKI's card keys); any other key is refused. */
 function rsaPublicKey(
   cert: ParsedCertificate,
   fail: (message: string, cause?: unknown) => Error = (message, cause) =>
@@ -526,10 +526,17 @@ function rsaPublicKey(
   } catch (cause) {
     throw fail("the signer certificate's public key cannot be read", cause);
   }
-  if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048)
+  if (key.asymmetricKeyType !== "rsa" || key.asymmetricKeyDetails?.modulusLength !== 2048)
     throw fail(
-      `the signer certificate's key is ${key.asymmetricKeyType} (${key.asymmetricKeyDetails?.modulusLength ?? "?"} bits); RSA of 2048 bits or more is required`,
+      `the signer certificate's key is ${key.asymmetricKeyType} (${key.asymmetricKeyDetails?.modulusLength ?? "?"} bits); RSA of 2048 bits is required`,
     );
+  try {
+    // rsaEncryption with NULL parameters only (RFC 3279 §2.3.1): OpenSSL reads an RSA key under other
+    // parameters or OIDs as the same key, which would let other certificate bytes pass for this one.
+    keyAlgorithmOf(cert.spki);
+  } catch (cause) {
+    throw fail("the signer certificate's key is not encoded as rsaEncryption with NULL parameters", cause);
+  }
   return key;
 }
 
