@@ -17,19 +17,16 @@
  *
  * The person and the card come from the signing certificate's registry row, never from the content.
  */
-import { verifyKeyAttestation } from "../card/uicc/attestation.js";
 import { JpkiError } from "../errors.js";
 import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
 import { verifySignedData } from "../pki/cms.js";
-import { citizenCertificateValidity, parseBirthDate } from "../pki/validity.js";
 import { toBuffer } from "../registry/db.js";
 import { effectiveStatus } from "../registry/lifecycle.js";
-import { type ApplicationContent, parseApplicationContent } from "./application-content.js";
-import type { ApplicationChannel, ApplicationSim, Authorisation, ChannelContext } from "./channel.js";
+import { parseApplicationContent } from "./application-content.js";
+import type { ApplicationChannel, Authorisation, ChannelContext } from "./channel.js";
+import { attestedSimKey, cardLink } from "./evidence.js";
 import { consumeNonce } from "./nonces.js";
 
-/** The user-authentication key's reference in the JPKI applet (JPKI-FACTS §1). */
-const AUTH_KEY_REFERENCE = 0x17;
 /** The largest application accepted (a real one is about 4 KiB: content, certificate, signature). */
 export const MAX_ONLINE_APPLICATION_BYTES = 64 * 1024;
 
@@ -95,56 +92,18 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
         `the application was made at ${content.time.toISOString()}, too far from now: check the phone's clock`,
       );
 
-    // 4. The SIM, as the carrier's inventory has it.
-    const sim = await this.activeSim(context, content);
-
-    // 5. The attestation, from the SIM maker's chain down to the key.
-    const sdCertificate = await this.securityDomainCertificate(context, sim);
-    const statement = verifyKeyAttestation(content.attestation, content.publicKey, sdCertificate);
-    if (statement.iccid !== content.iccid || statement.eid !== content.eid)
-      refuse("the key attestation was made by another SIM");
-    if (statement.instanceId.toString("hex") !== content.appletInstance)
-      refuse("the key attestation names another applet instance");
-    if (statement.keyReference !== AUTH_KEY_REFERENCE)
-      refuse("the attested key is not the applet's user-authentication key");
-    if (!statement.nonce.equals(content.nonce)) refuse("the key attestation was made for another nonce");
+    // 4 and 5. The SIM and the key it attests.
+    const { sim, statement } = await attestedSimKey(context, content);
 
     // The person and the card behind the signing certificate.
-    const card = await db
-      .selectFrom("cards")
-      .innerJoin("persons", "persons.id", "cards.person_id")
-      .select([
-        "cards.id",
-        "cards.status",
-        "cards.expires_at",
-        "persons.id as person_id",
-        "persons.birth_date",
-      ])
-      .where("cards.id", "=", row!.card_id ?? "")
-      .executeTakeFirst();
-    if (!card || card.person_id !== row!.person_id)
+    if (!row!.card_id || !row!.person_id)
       throw new JpkiError("integrity", `card signing certificate ${row!.serial} has no card in the registry`);
-    if (card.status !== "active") forbid(`the My Number card is ${card.status}: apply with a valid card`);
-    const parent = await db
-      .selectFrom("certificates")
-      .select(["serial", "status", "not_after"])
-      .where("card_id", "=", card.id)
-      .where("kind", "=", "card-auth")
-      .where("status", "=", "issued")
-      .orderBy("created_at", "desc")
-      .executeTakeFirst();
-    if (!parent || effectiveStatus(parent, now) !== "issued")
-      forbid(
-        "the card's user-authentication certificate is not valid: the phone certificate has nothing to be linked to",
-      );
+    const link = await cardLink(context, row!.card_id, row!.person_id);
 
     return {
-      personId: card.person_id,
-      cardId: card.id,
-      parentSerial: parent!.serial,
+      ...link,
       sim,
       subjectSpki: content.publicKey,
-      validity: citizenCertificateValidity(parseBirthDate(card.birth_date), now, new Date(card.expires_at)),
       evidence: {
         signingCertificate: row!.serial,
         applicationTime: content.time.toISOString(),
@@ -154,43 +113,5 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
       },
       consume: (trx, applicationId) => consumeNonce(trx, content.nonce, applicationId, now),
     };
-  }
-
-  private async activeSim(
-    { authority }: ChannelContext,
-    content: ApplicationContent,
-  ): Promise<ApplicationSim> {
-    const sim = await authority.registry.getSimByIccid(content.iccid);
-    if (!sim) return forbid(`SIM ${content.iccid} is not in any carrier's inventory`);
-    if (sim.eid !== content.eid) refuse(`SIM ${content.iccid} has another EID than the application says`);
-    if (sim.status !== "active")
-      forbid(`SIM ${content.iccid} is ${sim.status} at its carrier: ask the carrier to activate it`);
-    return { id: sim.id, iccid: sim.iccid, eid: sim.eid ?? content.eid, issuer: sim.carrier ?? "unknown" };
-  }
-
-  /** The SIM's attestation certificate, issued by the SIM maker's CA and still valid. */
-  private async securityDomainCertificate(
-    { authority, now }: ChannelContext,
-    sim: ApplicationSim,
-  ): Promise<Buffer> {
-    const row = await authority.registry.db
-      .selectFrom("certificates")
-      .select(["der", "status", "not_after"])
-      .where("sim_id", "=", sim.id)
-      .where("kind", "=", "sim-attestation")
-      .where("issuer", "=", "sim-maker")
-      .orderBy("created_at", "desc")
-      .executeTakeFirst();
-    if (!row?.der || effectiveStatus(row, now) !== "issued")
-      return forbid(`SIM ${sim.iccid} has no valid attestation certificate from a trusted SIM maker`);
-    const der = toBuffer(row.der);
-    if (
-      !verifyCertificateSignature(
-        parseCertificate(der),
-        parseCertificate(authority.certificates.simMaker).spki,
-      )
-    )
-      return forbid(`SIM ${sim.iccid}'s attestation certificate does not chain to the SIM maker's CA`);
-    return der;
   }
 }

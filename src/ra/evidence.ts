@@ -1,0 +1,138 @@
+/**
+ * Checks every channel makes the same way (channel.ts): the SIM and the key it attests, and the card
+ * the phone certificate is linked to.
+ */
+import { type KeyAttestationStatement, verifyKeyAttestation } from "../card/uicc/attestation.js";
+import { JpkiError } from "../errors.js";
+import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
+import { citizenCertificateValidity, parseBirthDate, type Validity } from "../pki/validity.js";
+import { toBuffer } from "../registry/db.js";
+import { effectiveStatus } from "../registry/lifecycle.js";
+import type { ApplicationSim, ChannelContext } from "./channel.js";
+
+/** The user-authentication key's reference in the JPKI applet (JPKI-FACTS §1). */
+export const AUTH_KEY_REFERENCE = 0x17;
+
+const refuse = (message: string): never => {
+  throw new JpkiError("bad-input", message);
+};
+const forbid = (message: string): never => {
+  throw new JpkiError("forbidden", message);
+};
+
+/** What the phone says about its SIM and the key J-LIS had generated there. */
+export interface SimKeyClaim {
+  readonly iccid: string;
+  readonly eid: string;
+  /** The JPKI applet instance's id (hex). */
+  readonly appletInstance: string;
+  /** SubjectPublicKeyInfo DER. */
+  readonly publicKey: Buffer;
+  /** The SIM's KeyAttestation over the key. */
+  readonly attestation: Buffer;
+  /** The nonce the attestation must carry. */
+  readonly nonce: Buffer;
+}
+
+/**
+ * The SIM is in a carrier's inventory and active with that EID, and its security domain (certified
+ * by the SIM maker's CA) attests the key: its hash, the ICCID, the EID, the applet instance, the
+ * user-authentication key reference and the nonce.
+ */
+export async function attestedSimKey(
+  context: ChannelContext,
+  claim: SimKeyClaim,
+): Promise<{ sim: ApplicationSim; statement: KeyAttestationStatement }> {
+  const sim = await activeSim(context, claim);
+  const statement = verifyKeyAttestation(
+    claim.attestation,
+    claim.publicKey,
+    await securityDomainCertificate(context, sim),
+  );
+  if (statement.iccid !== claim.iccid || statement.eid !== claim.eid)
+    refuse("the key attestation was made by another SIM");
+  if (statement.instanceId.toString("hex") !== claim.appletInstance)
+    refuse("the key attestation names another applet instance");
+  if (statement.keyReference !== AUTH_KEY_REFERENCE)
+    refuse("the attested key is not the applet's user-authentication key");
+  if (!statement.nonce.equals(claim.nonce)) refuse("the key attestation was made for another nonce");
+  return { sim, statement };
+}
+
+async function activeSim({ authority }: ChannelContext, claim: SimKeyClaim): Promise<ApplicationSim> {
+  const sim = await authority.registry.getSimByIccid(claim.iccid);
+  if (!sim) return forbid(`SIM ${claim.iccid} is not in any carrier's inventory`);
+  if (sim.eid !== claim.eid) refuse(`SIM ${claim.iccid} has another EID than the application says`);
+  if (sim.status !== "active")
+    forbid(`SIM ${claim.iccid} is ${sim.status} at its carrier: ask the carrier to activate it`);
+  return { id: sim.id, iccid: sim.iccid, eid: sim.eid ?? claim.eid, issuer: sim.carrier ?? "unknown" };
+}
+
+/** The SIM's attestation certificate, issued by the SIM maker's CA and still valid. */
+async function securityDomainCertificate(
+  { authority, now }: ChannelContext,
+  sim: ApplicationSim,
+): Promise<Buffer> {
+  const row = await authority.registry.db
+    .selectFrom("certificates")
+    .select(["der", "status", "not_after"])
+    .where("sim_id", "=", sim.id)
+    .where("kind", "=", "sim-attestation")
+    .where("issuer", "=", "sim-maker")
+    .orderBy("created_at", "desc")
+    .executeTakeFirst();
+  if (!row?.der || effectiveStatus(row, now) !== "issued")
+    return forbid(`SIM ${sim.iccid} has no valid attestation certificate from a trusted SIM maker`);
+  const der = toBuffer(row.der);
+  if (
+    !verifyCertificateSignature(parseCertificate(der), parseCertificate(authority.certificates.simMaker).spki)
+  )
+    return forbid(`SIM ${sim.iccid}'s attestation certificate does not chain to the SIM maker's CA`);
+  return der;
+}
+
+/** The card a phone certificate is linked to, and what the link imposes. */
+export interface CardLink {
+  readonly personId: string;
+  readonly cardId: string;
+  /** The card's valid user-authentication certificate (the link, DESIGN §5). */
+  readonly parentSerial: string;
+  /** min(5th birthday after issuance, card expiry): JPKI-FACTS §2. */
+  readonly validity: Validity;
+}
+
+/** The person's active card `cardId` with a valid user-authentication certificate, at `context.now`. */
+export async function cardLink(context: ChannelContext, cardId: string, personId: string): Promise<CardLink> {
+  const db = context.authority.registry.db;
+  const card = await db
+    .selectFrom("cards")
+    .innerJoin("persons", "persons.id", "cards.person_id")
+    .select(["cards.id", "cards.status", "cards.expires_at", "persons.id as person_id", "persons.birth_date"])
+    .where("cards.id", "=", cardId)
+    .executeTakeFirst();
+  if (!card || card.person_id !== personId)
+    throw new JpkiError("integrity", `card ${cardId} of person ${personId} is not in the registry`);
+  if (card.status !== "active") forbid(`the My Number card is ${card.status}: apply with a valid card`);
+  const parent = await db
+    .selectFrom("certificates")
+    .select(["serial", "status", "not_after"])
+    .where("card_id", "=", card.id)
+    .where("kind", "=", "card-auth")
+    .where("status", "=", "issued")
+    .orderBy("created_at", "desc")
+    .executeTakeFirst();
+  if (!parent || effectiveStatus(parent, context.now) !== "issued")
+    forbid(
+      "the card's user-authentication certificate is not valid: the phone certificate has nothing to be linked to",
+    );
+  return {
+    personId,
+    cardId,
+    parentSerial: parent!.serial,
+    validity: citizenCertificateValidity(
+      parseBirthDate(card.birth_date),
+      context.now,
+      new Date(card.expires_at),
+    ),
+  };
+}
