@@ -85,8 +85,9 @@ export function formatStatusWord(sw: number): string {
 }
 
 /**
- * A command the card refuses, with the status word to answer. Thrown inside a card or applet and turned
- * into a response APDU in one place (the card's `transmit`); it never leaves the card.
+ * A command the card refuses, with the status word. Inside a card or applet it is turned into a response
+ * APDU in one place (the card's `transmit`) and never leaves the card; host code (src/phone,
+ * src/card/uicc/host.ts) throws it for a card's refusal it reads.
  */
 export class CardStatusError extends JpkiError {
   override readonly name = "CardStatusError";

@@ -4,6 +4,7 @@
  */
 import { JpkiError } from "../errors.js";
 import { type Command, parseCommandArgs, UsageError } from "./command.js";
+import { applicationShow, applyCommand } from "./commands/apply.js";
 import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
@@ -19,6 +20,8 @@ export const commands: readonly Command[] = [
   caInit,
   caExport,
   citizenAdd,
+  applyCommand,
+  applicationShow,
   cardServe,
   simCreate,
   simServe,

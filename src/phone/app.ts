@@ -83,6 +83,9 @@ export class JpkiApp {
    * card is asked for the signing certificate and the signature with the signing password.
    */
   async prepareOnlineApplication(input: OnlineApplicationInput): Promise<Buffer> {
+    // The signing password first: a wrong one must fail before J-LIS replaces the SIM's key.
+    const card = await JpkiCard.open(input.card);
+    await card.verify("sign", input.signPassword);
     this.onStep("nonce");
     const nonce = await this.jlis.nonce();
     this.onStep("key-generation");
@@ -99,8 +102,6 @@ export class JpkiApp {
       time: input.now ?? new Date(),
     });
     this.onStep("card-signature");
-    const card = await JpkiCard.open(input.card);
-    await card.verify("sign", input.signPassword);
     return buildSignedData({
       content,
       signerCertificate: await card.readCertificate("sign"),
@@ -126,6 +127,22 @@ export class JpkiApp {
     const sim = await JpkiCard.open(this.sim.transport);
     if (currentPin !== undefined) await sim.verify("auth", currentPin);
     await sim.changePin("auth", newPin);
+  }
+
+  /**
+   * After a delivery: sets `pin` as the first PIN, or, when the SIM already has one (an earlier
+   * certificate's), checks that `pin` is it. Returns which.
+   */
+  async ensurePin(pin: string): Promise<"set" | "kept"> {
+    const sim = await JpkiCard.open(this.sim.transport);
+    try {
+      await sim.changePin("auth", pin);
+      return "set";
+    } catch (error) {
+      if (!(error instanceof CardStatusError) || error.sw !== SW.SECURITY_NOT_SATISFIED) throw error;
+    }
+    await sim.verify("auth", pin);
+    return "kept";
   }
 
   /** The SIM's user-authentication certificate (after the PIN). */

@@ -4,39 +4,19 @@
  * non-zero exit for an unknown ID or a change already made.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { promisify } from "node:util";
 import { openRegistryDatabase } from "../../registry/db.js";
+import { runCli } from "../../testing/cli.js";
 
-const execFileAsync = promisify(execFile);
 const dir = mkdtempSync(path.join(tmpdir(), "jpki-verifier-"));
 const data = path.join(dir, "data");
-const env = { ...process.env, JPKI_CA_PASSPHRASE: "verifier command test" };
+const env = { JPKI_CA_PASSPHRASE: "verifier command test" };
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The command line as a child process (from source under tsx, or from dist). */
-function cliArgs(args: string[]): string[] {
-  const main = new URL("../main.js", import.meta.url).href;
-  const code = `const { main } = await import(${JSON.stringify(main)}); process.exitCode = await main(process.argv.slice(1));`;
-  return [...process.execArgv, "--input-type=module", "-e", code, ...args];
-}
-
-async function jpki(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, cliArgs(args), {
-      env,
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const jpki = (args: string[]) => runCli(args, env);
 
 async function ok(args: string[]): Promise<string> {
   const run = await jpki(args);
