@@ -9,12 +9,15 @@
  *   on-card`, the default) and returns the public key with the SIM's attestation over the caller's
  *   nonce, which the phone puts in the application the card signs.
  * - `deliverCertificate`: writes an issued application's certificate and the CA certificate to the
- *   applet (EF 000A, 000B); the application goes `delivering` → `delivered`.
+ *   applet (EF 000A, 000B); the application goes `delivering` → `delivered`. `deliverWithRetry`
+ *   tries again with backoff; `revokeUndelivered` ends what could not be delivered in time.
  */
 import type { CardTransport } from "../card/card.js";
 import { type GeneratedKey, JlisDomainSession } from "../card/uicc/host.js";
 import { JpkiError } from "../errors.js";
-import { toBuffer } from "../registry/db.js";
+import { CrlReason } from "../pki/crl.js";
+import { isoTime, toBuffer } from "../registry/db.js";
+import { LIVE_STATUSES, transitions } from "../registry/lifecycle.js";
 import type { Authority } from "../server/authority.js";
 import { advanceApplication, getApplication } from "./applications.js";
 import { jlisCredentials } from "./jlis-credentials.js";
@@ -91,4 +94,90 @@ export async function deliverCertificate(
   const session = await openJlisSession(authority, transport, application.iccid ?? "");
   await session.storeAuthenticationCertificates(toBuffer(certificate.der), authority.certificates.auth);
   await db.transaction().execute((trx) => advanceApplication(trx, applicationId, "delivered", { actor }));
+}
+
+export interface DeliveryRetryOptions {
+  /** Tries in all (default 5). */
+  readonly attempts?: number;
+  /** Wait before the second try, doubled after each failure (default 1 s), up to `maxBackoffMs` (default 60 s). */
+  readonly backoffMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * `deliverCertificate`, tried again with exponential backoff when the way to the SIM fails (the
+ * phone is off, the relay timed out). Delivery is idempotent, so a try whose answer was lost is
+ * harmless. Refusals (the application is not deliverable) are not retried. Returns the tries used.
+ */
+export async function deliverWithRetry(
+  authority: Authority,
+  transport: () => Transport,
+  applicationId: string,
+  options: DeliveryRetryOptions = {},
+): Promise<number> {
+  const attempts = options.attempts ?? 5;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let wait = options.backoffMs ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deliverCertificate(authority, transport(), applicationId);
+      return attempt;
+    } catch (error) {
+      const refused =
+        error instanceof JpkiError && ["conflict", "not-found", "forbidden"].includes(error.code);
+      if (refused || attempt >= attempts) throw error;
+      await sleep(wait);
+      wait = Math.min(wait * 2, options.maxBackoffMs ?? 60_000);
+    }
+  }
+}
+
+/** How long an issued certificate may wait for delivery to its SIM (default 7 days). */
+export const DEFAULT_DELIVERY_WINDOW_MS = 7 * 86_400_000;
+
+/**
+ * The sweep of undeliverable certificates: an application issued (or still delivering) longer than
+ * `windowMs` ago has its certificate revoked with reason unspecified (JPKI-FACTS §3: destroyed
+ * before delivery) and fails, in one transaction, so no certificate is left dangling. Returns the
+ * applications ended.
+ */
+export async function revokeUndelivered(
+  authority: Authority,
+  options: { windowMs?: number; now?: Date; actor?: string } = {},
+): Promise<string[]> {
+  const now = options.now ?? new Date();
+  const actor = options.actor ?? "ra:provisioning";
+  const cutoff = isoTime(new Date(now.getTime() - (options.windowMs ?? DEFAULT_DELIVERY_WINDOW_MS)));
+  const db = authority.registry.db;
+  const overdue = await db
+    .selectFrom("applications")
+    .select(["id", "certificate_serial"])
+    .where("status", "in", ["issued", "delivering"])
+    .where("updated_at", "<", cutoff)
+    .execute();
+  for (const row of overdue)
+    await db.transaction().execute(async (trx) => {
+      if (row.certificate_serial) {
+        const certificate = await trx
+          .selectFrom("certificates")
+          .select("status")
+          .where("serial", "=", row.certificate_serial)
+          .executeTakeFirst();
+        if (certificate && LIVE_STATUSES.includes(certificate.status))
+          await transitions.revoke(trx, row.certificate_serial, {
+            actor,
+            reason: CrlReason.unspecified,
+            note: `not delivered to the SIM within the delivery window (application ${row.id})`,
+            now,
+          });
+      }
+      await advanceApplication(trx, row.id, "failed", {
+        actor,
+        reason:
+          "the certificate could not be delivered to the SIM in time; it was revoked (destroyed before delivery)",
+        now,
+      });
+    });
+  return overdue.map((r) => r.id);
 }
