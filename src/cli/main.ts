@@ -12,6 +12,7 @@ import { cardServe, simCreate, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
 import { crlPublish } from "./commands/crl.js";
+import { demoCommand } from "./commands/demo.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
 import { startCommand } from "./commands/start.js";
 import { verifierAdd, verifierDisable, verifierEnable, verifierList } from "./commands/verifier.js";
@@ -37,6 +38,7 @@ export const commands: readonly Command[] = [
   verifierDisable,
   verifierEnable,
   startCommand,
+  demoCommand,
   benchCommand,
 ];
 

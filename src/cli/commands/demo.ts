@@ -1,0 +1,43 @@
+/**
+ * `demo`: the main job, the whole story on a fresh temporary data directory (src/demo/story.ts),
+ * every step printed with its outcome; exit 0 only when every step did what it should.
+ */
+import { runDemo } from "../../demo/story.js";
+import type { Command } from "../command.js";
+import { JSON_HELP, jsonOption } from "./options.js";
+
+export const demoCommand: Command = {
+  name: "demo",
+  summary: "the whole story, every party in one process, each step checked (the main job)",
+  help: `
+Usage: jpki-mobile demo [--keep] [--json]
+
+Runs the story of the sandbox on a fresh temporary data directory: citizens with My Number cards
+apply for the smartphone certificate, J-LIS issues it and delivers it over the air, a lost phone is
+suspended and resumed, forged and replayed applications are refused, and the audit log is checked.
+Each step prints ✓ when its outcome is the expected one (a refusal, for the refusals); the command
+exits 0 only when every step did.
+
+  --keep          keep the data directory (its path is printed) to look at afterwards
+${JSON_HELP}
+`,
+  options: { ...jsonOption, keep: { type: "boolean" } },
+  async run(values) {
+    const json = values.json === true;
+    const result = await runDemo({
+      keep: values.keep === true,
+      onStep: (step, index) => {
+        if (!json)
+          process.stdout.write(
+            `${step.ok ? "✓" : "✗"} ${String(index).padStart(2)}. ${step.title}\n      ${step.outcome} (${step.ms} ms)\n`,
+          );
+      },
+    });
+    if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `\n${result.ok ? "Every step did what it should." : "Some steps did not do what they should (✗ above)."}${values.keep ? ` Data: ${result.dataDir}` : ""}\n`,
+      );
+    return result.ok ? 0 : 1;
+  },
+};

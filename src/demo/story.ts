@@ -1,0 +1,169 @@
+/**
+ * `jpki-mobile demo`: the whole story of DESIGN §4 on a fresh temporary data directory, every party
+ * in this process (J-LIS's CA, registry and RA, the status server, the carriers' relays, the phones
+ * with their SIMs, the citizens' My Number cards), each step checked: a step passes only when the
+ * outcome is the expected one, a refusal included. The story ends with the audit log verified.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { InProcessTransport } from "../card/in-process-transport.js";
+import { openMyNumberCard } from "../card/mynacard.js";
+import { CardManagerSession } from "../card/uicc/host.js";
+import { openUicc } from "../card/uicc/uicc.js";
+import { JpkiError } from "../errors.js";
+import { cardManagerKeys } from "../mno/carriers.js";
+import { OtaRelay, relayForPhone } from "../mno/ota-relay.js";
+import { createSim } from "../mno/sim-factory.js";
+import { JpkiApp } from "../phone/app.js";
+import { DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../ra/card-issuance.js";
+import { inProcessJlis } from "../ra/jlis-client.js";
+import { OnlineChannel } from "../ra/online.js";
+import { submitApplication } from "../ra/ra.js";
+import { resumeCertificate, suspendCertificate } from "../registry/lifecycle.js";
+import { type Authority, initAuthority } from "../server/authority.js";
+import { createStatusService } from "../server/http.js";
+
+export interface DemoStep {
+  readonly title: string;
+  /** Whether the outcome was the expected one (a refusal, for a step that expects one). */
+  readonly ok: boolean;
+  readonly outcome: string;
+  readonly ms: number;
+}
+
+export interface DemoOptions {
+  /** Called after each step (the command prints it). */
+  readonly onStep?: (step: DemoStep, index: number) => void;
+  /** Keep the data directory (its path is in the result) instead of removing it. */
+  readonly keep?: boolean;
+}
+
+export interface DemoResult {
+  readonly ok: boolean;
+  readonly steps: readonly DemoStep[];
+  readonly dataDir: string;
+}
+
+/** A phone: its SIM (made by the carrier, JPKI applet installed over the air), relay and JPKI app. */
+async function newPhone(authority: Authority, carrier: string) {
+  const sim = await createSim(authority, { carrier });
+  const uicc = new InProcessTransport(openUicc(sim.simState));
+  const relay = new OtaRelay(sim.carrier);
+  const stopRelay = relayForPhone(relay, sim.iccid, uicc);
+  const manager = await CardManagerSession.open(
+    relay.transportFor(sim.iccid),
+    cardManagerKeys(authority.dataDir, sim.carrier, sim.iccid),
+  );
+  await manager.installJpki();
+  await uicc.reset();
+  const app = new JpkiApp(
+    { transport: uicc, iccid: sim.iccid, eid: sim.eid, carrier: sim.brand },
+    inProcessJlis(authority, () => relay),
+  );
+  return { sim, uicc, relay, stopRelay, app };
+}
+
+/** Runs the story; never throws for a step's failure (the step fails), only for a broken setup. */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "jpki-demo-"));
+  const steps: DemoStep[] = [];
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  /** One step: `body` returns the outcome text; `expect: "refusal"` passes when it throws a JpkiError. */
+  async function step(title: string, body: () => Promise<string>, expect: "success" | "refusal" = "success") {
+    const started = performance.now();
+    let ok: boolean;
+    let outcome: string;
+    try {
+      outcome = await body();
+      ok = expect === "success";
+      if (!ok) outcome = `accepted, but a refusal was expected: ${outcome}`;
+    } catch (error) {
+      const refused = error instanceof JpkiError;
+      ok = expect === "refusal" && refused;
+      outcome = `${refused ? "refused" : "failed"}: ${(error as Error).message}`;
+    }
+    const result = { title, ok, outcome, ms: Math.round(performance.now() - started) };
+    steps.push(result);
+    options.onStep?.(result, steps.length);
+    return ok;
+  }
+
+  try {
+    // The sandbox's own passphrase file is made by ca init when none is set.
+    const authority = await initAuthority({ dataDir: path.join(dataDir, "jlis") });
+    cleanups.push(() => authority.close());
+    const status = createStatusService(authority, { log: () => undefined });
+    const statusUrl = await status.listen(0, "127.0.0.1");
+    cleanups.push(() => status.close());
+    const db = authority.registry.db;
+
+    // Citizen A applies online and receives the certificate over the air.
+    const a = await issueMyNumberCard(authority, {
+      name: "山田 花子",
+      birth: "1990-02-28",
+      sex: "female",
+      address: "東京都千代田区霞が関2丁目1番2号",
+    });
+    const aCard = new InProcessTransport(openMyNumberCard(a.cardState));
+    const aPhone = await newPhone(authority, "sakura");
+    cleanups.push(aPhone.stopRelay);
+    let aSerial = "";
+    let aApplication: Buffer = Buffer.alloc(0);
+    await step(
+      "citizen A applies online (card signature, key on the SIM) and gets the certificate over the air",
+      async () => {
+        aApplication = await aPhone.app.prepareOnlineApplication({
+          card: aCard,
+          signPassword: DEFAULT_SIGN_PASSWORD,
+        });
+        const submitted = await aPhone.app.jlis.submit(aApplication);
+        const answer = await aPhone.app.jlis.deliver(submitted.applicationId);
+        await aPhone.app.ensurePin("1234");
+        aSerial = answer.certificateSerial ?? "";
+        return `application ${answer.applicationId} ${answer.status}, certificate ${aSerial} on SIM ${aPhone.sim.iccid}`;
+      },
+    );
+
+    // A loses the phone: the hotline suspends, A resumes after re-verification.
+    await step("A loses the phone: the certificate is suspended (一時利用停止)", async () => {
+      const result = await suspendCertificate(db, aSerial, { actor: "support:hotline", note: "lost phone" });
+      return `${result.from} → ${result.to}`;
+    });
+    await step("A finds the phone: the hold is released", async () => {
+      const result = await resumeCertificate(db, aSerial, {
+        actor: "support:hotline",
+        policies: authority.policies,
+      });
+      return `${result.from} → ${result.to}`;
+    });
+
+    // Forged and replayed applications.
+    const forged = Buffer.from(aApplication);
+    const at = forged.indexOf('"publicKey":"') + 40;
+    forged[at] = forged[at] === 0x41 ? 0x42 : 0x41;
+    await step(
+      "a forged application (the card's signature over other data) is refused",
+      async () =>
+        `issued ${(await submitApplication(authority, new OnlineChannel(), { signedData: forged })).application.id}`,
+      "refusal",
+    );
+    await step(
+      "A's application replayed is refused",
+      async () =>
+        `issued ${(await submitApplication(authority, new OnlineChannel(), { signedData: aApplication })).application.id}`,
+      "refusal",
+    );
+
+    await step("the audit log verifies (hash chain intact)", async () => {
+      const findings = await authority.registry.verifyAudit();
+      if (findings.length) throw new Error(`audit findings: ${findings.map((f) => f.kind).join(", ")}`);
+      return `intact; status server was at ${statusUrl}`;
+    });
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
+  }
+  return { ok: steps.every((s) => s.ok), steps, dataDir };
+}
