@@ -2,6 +2,7 @@
  * Checks every channel makes the same way (channel.ts): the SIM and the key it attests, and the card
  * the phone certificate is linked to.
  */
+import { createHash } from "node:crypto";
 import { type KeyAttestationStatement, verifyKeyAttestation } from "../card/uicc/attestation.js";
 import { JpkiError } from "../errors.js";
 import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
@@ -19,6 +20,25 @@ const refuse = (message: string): never => {
 const forbid = (message: string): never => {
   throw new JpkiError("forbidden", message);
 };
+
+/** Certificate signatures already checked, by SHA-256 over the CA's and the certificate's DER. */
+const checkedSignatures = new Map<string, true>();
+const CHECKED_SIGNATURES_KEPT = 100_000;
+
+/**
+ * Whether `caCertificate`'s key signed `certificate`: checked once per process for each pair (a
+ * signature does not change, and every application of a SIM or a card presents the same ones).
+ */
+export function signedBy(certificate: Buffer, caCertificate: Buffer): boolean {
+  const key = createHash("sha256").update(caCertificate).update(certificate).digest("base64");
+  if (checkedSignatures.has(key)) return true;
+  if (!verifyCertificateSignature(parseCertificate(certificate), parseCertificate(caCertificate).spki))
+    return false;
+  if (checkedSignatures.size >= CHECKED_SIGNATURES_KEPT)
+    checkedSignatures.delete(checkedSignatures.keys().next().value as string);
+  checkedSignatures.set(key, true);
+  return true;
+}
 
 /** What the phone says about its SIM and the key J-LIS had generated there. */
 export interface SimKeyClaim {
@@ -84,9 +104,7 @@ async function securityDomainCertificate(
   if (!row?.der || effectiveStatus(row, now) !== "issued")
     return forbid(`SIM ${sim.iccid} has no valid attestation certificate from a trusted SIM maker`);
   const der = toBuffer(row.der);
-  if (
-    !verifyCertificateSignature(parseCertificate(der), parseCertificate(authority.certificates.simMaker).spki)
-  )
+  if (!signedBy(der, authority.certificates.simMaker))
     return forbid(`SIM ${sim.iccid}'s attestation certificate does not chain to the SIM maker's CA`);
   return der;
 }

@@ -18,13 +18,13 @@
  * The person and the card come from the signing certificate's registry row, never from the content.
  */
 import { JpkiError } from "../errors.js";
-import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
+import { parseCertificate } from "../pki/certificate.js";
 import { verifySignedData } from "../pki/cms.js";
 import { toBuffer } from "../registry/db.js";
 import { effectiveStatus } from "../registry/lifecycle.js";
 import { parseApplicationContent } from "./application-content.js";
 import type { ApplicationChannel, Authorisation, ChannelContext } from "./channel.js";
-import { attestedSimKey, cardLink } from "./evidence.js";
+import { attestedSimKey, cardLink, signedBy } from "./evidence.js";
 import { consumeNonce } from "./nonces.js";
 
 /** The largest application accepted (a real one is about 4 KiB: content, certificate, signature). */
@@ -76,7 +76,7 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
       !toBuffer(row.der).equals(signer.der)
     )
       refuse("the application is not signed with a My Number card signing certificate this JPKI issued");
-    if (!verifyCertificateSignature(signer, parseCertificate(authority.certificates.sign).spki))
+    if (!signedBy(signer.der, authority.certificates.sign))
       refuse("the signing certificate does not chain to the signing CA");
     const status = effectiveStatus(row!, now);
     if (status !== "issued")
