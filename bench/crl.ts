@@ -7,8 +7,8 @@
  * built, signed by the CA signer, read back and verified (publishCrls with `full`), for every shard of
  * the user-authentication CA: complete and delta CRLs. The registry is filled first, outside the timing,
  * with N revoked or held rows (bulk-inserted; they need not be real signed certificates, since a CRL
- * only reads their serial, dates and reason), and OpenSSL's index.txt gets the same serials, dates and
- * reasons. Each side runs in a child process of its own, so its peak resident memory is its own, as
+ * only reads their serial, dates and reason, and the entry DER the lifecycle writes from them), and
+ * OpenSSL's index.txt gets the same serials, dates and reasons. Each side runs in a child process of its own, so its peak resident memory is its own, as
  * GNU time reports it (`/usr/bin/time -f %M`: the kernel's maximum resident set size). Without GNU
  * time, OpenSSL's peak is not measured, and ours is read by our child from /proc (VmHWM).
  */
@@ -29,7 +29,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { sql } from "kysely";
-import { CrlReason } from "../src/pki/crl.js";
+import { CrlReason, encodeCrlEntry } from "../src/pki/crl.js";
 import { pemEncode } from "../src/pki/pem.js";
 import { shardOf } from "../src/pki/serial.js";
 import { dialectOf, isoTime } from "../src/registry/db.js";
@@ -150,6 +150,13 @@ function benchEntries(
       revoked_at: isoTime(revokedAt),
       revocation_reason: reason.code,
       invalidity_date: invalidity ? isoTime(invalidity) : null,
+      // What the lifecycle writes with a revocation or hold (lifecycle.ts).
+      crl_entry: encodeCrlEntry({
+        serial,
+        revocationDate: revokedAt,
+        reason: reason.code,
+        invalidityDate: invalidity,
+      }),
       created_at: isoTime(revokedAt),
       updated_at: isoTime(revokedAt),
     });
@@ -258,22 +265,6 @@ async function publishChild(dataDir: string): Promise<void> {
   }
 }
 
-/**
- * The module loaders of this process (`--import tsx` when it runs from the TypeScript sources), for
- * the child to load this file the same way; none of its other options (an `--eval` would run again).
- */
-function childExecArgv(): string[] {
-  const kept: string[] = [];
-  const args = process.execArgv;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (/^--(import|require|loader|experimental-loader)=/.test(arg)) kept.push(arg);
-    else if (/^(--import|--require|-r|--loader|--experimental-loader)$/.test(arg) && i + 1 < args.length)
-      kept.push(arg, args[++i]!);
-  }
-  return kept;
-}
-
 /** OpenSSL's `ca` configuration: the same CA certificate and key file, a CRL valid one day, AKI. */
 function opensslConfig(dir: string, keyFile: string): string {
   return [
@@ -317,8 +308,11 @@ async function runOne(
     );
 
     options.onProgress?.("publishing", 0, 2);
+    // Imported here, not at the top: the child loads this file, and the HTTP server's modules that come
+    // with the command would only add to the memory it measures.
+    const { loaderExecArgv } = await import("../src/cli/commands/start.js");
     const child = runMeasured(process.execPath, [
-      ...childExecArgv(),
+      ...loaderExecArgv(),
       fileURLToPath(import.meta.url),
       CHILD_FLAG,
       dataDir,

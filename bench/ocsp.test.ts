@@ -1,7 +1,7 @@
 /** The OCSP benchmark runs end to end and reports figures that hang together (not a timing assertion). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { benchOcsp, OCSP_GOAL } from "./ocsp.js";
+import { benchOcsp, OCSP_GOAL, wrkInstalled } from "./ocsp.js";
 
 test("bench ocsp measures `jpki-mobile start` and `openssl ocsp` on the same certificates", async () => {
   const phases: string[] = [];
@@ -40,4 +40,37 @@ test("bench ocsp measures `jpki-mobile start` and `openssl ocsp` on the same cer
   );
   assert.deepEqual(result.goal, OCSP_GOAL);
   assert.ok(phases.includes("warming up"));
+  // Keep-alive loads from wrk when it is installed; one request per connection always from Node.
+  const keepAliveGenerator = wrkInstalled() ? "wrk" : "node";
+  assert.equal(result.generator, keepAliveGenerator);
+  assert.deepEqual(
+    result.runs.map((r) => r.generator),
+    [keepAliveGenerator, "node", "node", "node"],
+  );
+  assert.equal(result.workers, 1);
+  assert.ok(result.loadAverage.every((l) => l >= 0));
+});
+
+test("bench ocsp without wrk: the load generator of this process, against two workers", async () => {
+  const result = await benchOcsp({
+    certificates: 20,
+    seconds: 0.3,
+    connections: [3],
+    generator: "node",
+    workers: 2,
+    openssl: false,
+  });
+  assert.equal(result.workers, 2);
+  assert.deepEqual(
+    result.runs.map((r) => [r.generator, r.connections, r.keepAlive]),
+    [
+      ["node", 3, true],
+      ["node", 16, false],
+    ],
+  );
+  for (const run of result.runs) {
+    assert.ok(run.answers > 0);
+    assert.equal(run.errors, 0);
+  }
+  assert.equal(result.ratio, undefined);
 });

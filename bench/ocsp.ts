@@ -4,9 +4,15 @@
  * connections; beside the `openssl ocsp` responder on the same CA, the same responder key and the same
  * certificates, measured in the same run.
  *
- * The load generator is this process: raw TCP sockets, one request in flight per connection, each
- * request about another certificate (round robin over all of them). It and the server share the
- * machine's cores, so both processes' CPU time is reported.
+ * Keep-alive loads come from `wrk` (C, one thread) when it is installed: a Lua script turns over the
+ * GET paths, adds the token, and counts every answer that is not HTTP 200 with a successful
+ * OCSPResponse. Without wrk, and for every load of one request per connection, the generator is this
+ * process: raw TCP sockets, one request in flight per connection, each request about another
+ * certificate (round robin over all of them), at several times wrk's CPU cost per request. wrk is not
+ * used with one request per connection because it makes `openssl ocsp` spin before its first request
+ * (as a client that connects and closes without a request does), and so that those rows, ours and
+ * OpenSSL's, come from the same generator. The generator and the server share the machine's cores, so
+ * both sides' CPU time is reported.
  *
  * `openssl ocsp -port` (JPKI-FACTS §7) serves one connection at a time over HTTP/1.0 without
  * keep-alive and signs every answer; a client that connects and closes without a request makes it
@@ -15,10 +21,10 @@
  * "ACCEPT" line rather than probed. Our server is also measured that way (a connection per request)
  * for a like-for-like row.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import path from "node:path";
 import { parseCertificate } from "../src/pki/certificate.js";
 import { CrlReason } from "../src/pki/crl.js";
@@ -41,12 +47,19 @@ export interface OcspBenchOptions {
   connections?: readonly number[];
   /** Measure `openssl ocsp` too (default true). */
   openssl?: boolean;
+  /** Generator of the keep-alive loads: wrk when installed (default), else this process. */
+  generator?: LoadGenerator;
+  /** Worker processes of `jpki-mobile start` (`--workers`, default 1). */
+  workers?: number;
   onProgress?: (phase: string) => void;
 }
+
+export type LoadGenerator = "wrk" | "node";
 
 export interface LoadResult {
   /** Who answered: ours, or openssl (with `-multi 2`: two worker processes). */
   server: "jpki-mobile" | "openssl ocsp" | "openssl ocsp -multi 2";
+  generator: LoadGenerator;
   connections: number;
   /** Whether connections carry many requests (HTTP/1.1 keep-alive) or one each (HTTP/1.0). */
   keepAlive: boolean;
@@ -70,6 +83,12 @@ export interface LoadResult {
 export interface OcspBenchResult {
   certificates: number;
   cores: number;
+  /** Generator of the keep-alive loads (loads of one request per connection: always this process). */
+  generator: LoadGenerator;
+  /** Worker processes of our server. */
+  workers: number;
+  /** The machine's load average (1 minute) before and after the run: other work sharing the cores. */
+  loadAverage: [number, number];
   runs: LoadResult[];
   /** Our best keep-alive rate over the single `openssl ocsp` responder's rate (and over `-multi 2`). */
   ratio?: number;
@@ -106,6 +125,21 @@ function ownCpuSeconds(): number {
   return (usage.user + usage.system) / 1e6;
 }
 
+/**
+ * CPU seconds of this process's children that have ended and been waited for (cutime + cstime in
+ * /proc/self/stat, proc(5)): how the CPU of a wrk run is read once it has exited.
+ */
+function endedChildrenCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "latin1");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** Whether `wrk` can be run. */
+export function wrkInstalled(): boolean {
+  return spawnSync("wrk", ["--version"], { stdio: "ignore" }).error === undefined;
+}
+
 /** The length of the first whole HTTP response in `buffer` and its status, or undefined if incomplete. */
 function completeResponse(buffer: Buffer): { length: number; status: number; bodyStart: number } | undefined {
   const end = buffer.indexOf("\r\n\r\n");
@@ -126,26 +160,40 @@ function successfulOcsp(body: Buffer): boolean {
 
 interface Load {
   port: number;
-  /** The whole request per certificate, bytes ready to write. */
-  requests: readonly Buffer[];
+  /** The path asked for each certificate, and the headers sent with every request. */
+  paths: readonly string[];
+  headers: Readonly<Record<string, string>>;
   connections: number;
   seconds: number;
   keepAlive: boolean;
+}
+
+type LoadFigures = Omit<
+  LoadResult,
+  "server" | "generator" | "serverCores" | "clientCores" | "answersPerServerCore"
+>;
+
+/** The whole request per path, bytes ready to write: HTTP/1.1 kept alive, or HTTP/1.0 closed after. */
+function requestBytes(load: Load): Buffer[] {
+  const version = load.keepAlive ? "HTTP/1.1" : "HTTP/1.0";
+  const headers = Object.entries(load.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  return load.paths.map((p) => Buffer.from(`GET ${p} ${version}\r\n${headers}\r\n`, "latin1"));
 }
 
 /**
  * Runs a closed-loop load: each connection sends its next request when the answer to the previous
  * one is complete. After the deadline no request is started; every one started is waited for.
  */
-async function runLoad(
-  load: Load,
-): Promise<Omit<LoadResult, "server" | "serverCores" | "clientCores" | "answersPerServerCore">> {
+async function runLoad(load: Load): Promise<LoadFigures> {
   let next = 0;
   let errors = 0;
   const latencies: number[] = [];
+  const requests = requestBytes(load);
   const started = performance.now();
   const deadline = started + load.seconds * 1000;
-  const request = () => load.requests[next++ % load.requests.length]!;
+  const request = () => requests[next++ % requests.length]!;
   const record = (since: number, ok: boolean) => {
     latencies.push(performance.now() - since);
     if (!ok) errors++;
@@ -215,17 +263,121 @@ async function runLoad(
   };
 }
 
-/** Measures a load while counting the CPU of the server process `pid` (and its children) and ours. */
-async function measured(server: LoadResult["server"], pid: number, load: Load): Promise<LoadResult> {
+/**
+ * wrk's script: requests made once per thread, turned over in order; every answer checked (HTTP 200, a
+ * successful OCSPResponse: SEQUENCE with a long-form length, then ENUMERATED 0, RFC 6960 §4.2.1); the
+ * figures printed as one line of JSON when the run is done (wrk's own report is not printed).
+ */
+function wrkScript(load: Load): string {
+  const lua = (text: string) => JSON.stringify(text); // a JSON string of ASCII is a Lua string
+  const headers = Object.entries(load.headers).map(
+    ([name, value]) => `wrk.headers[${lua(name)}] = ${lua(value)}`,
+  );
+  return `${headers.join("\n")}
+local paths = { ${load.paths.map(lua).join(", ")} }
+local requests = {}
+local turn = 0
+failed = 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  for i, p in ipairs(paths) do requests[i] = wrk.format("GET", p) end
+end
+function request()
+  turn = turn % #requests + 1
+  return requests[turn]
+end
+function response(status, headers, body)
+  if status ~= 200 or body:byte(1) ~= 0x30 or body:byte(5) ~= 0x0a or body:byte(6) ~= 1 or body:byte(7) ~= 0 then
+    failed = failed + 1
+  end
+end
+function done(summary, latency, requests)
+  local failures = 0
+  for _, t in ipairs(threads) do failures = failures + t:get("failed") end
+  local e = summary.errors
+  io.write(string.format('{"answers":%d,"microseconds":%d,"p50":%.0f,"p99":%.0f,"failed":%d,"socketErrors":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), failures,
+    e.connect + e.read + e.write + e.timeout))
+end
+`;
+}
+
+/** Runs a load with wrk (one thread; whole seconds, at least one); the CPU it used comes with it. */
+async function runWrk(load: Load, scriptFile: string): Promise<LoadFigures & { cpuSeconds: number }> {
+  writeFileSync(scriptFile, wrkScript(load));
+  const before = endedChildrenCpuSeconds();
+  const seconds = Math.max(1, Math.round(load.seconds));
+  const out = await new Promise<string>((resolve, reject) => {
+    const args = ["-t1", `-c${load.connections}`, `-d${seconds}s`, "-s", scriptFile];
+    const wrk = spawn("wrk", [...args, `http://127.0.0.1:${load.port}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let text = "";
+    wrk.stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    wrk.stderr.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    wrk.once("error", reject);
+    wrk.once("exit", (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`wrk failed (${code}): ${text}`)),
+    );
+  });
+  const line = out.split("\n").find((l) => l.startsWith('{"answers"'));
+  if (!line) throw new Error(`wrk printed no figures: ${out}`);
+  const figures = JSON.parse(line) as {
+    answers: number;
+    microseconds: number;
+    p50: number;
+    p99: number;
+    failed: number;
+    socketErrors: number;
+  };
+  const elapsed = figures.microseconds / 1e6;
+  return {
+    connections: load.connections,
+    keepAlive: load.keepAlive,
+    answers: figures.answers,
+    errors: figures.failed + figures.socketErrors,
+    seconds: elapsed,
+    answersPerSecond: figures.answers / elapsed,
+    p50Ms: figures.p50 / 1000,
+    p99Ms: figures.p99 / 1000,
+    cpuSeconds: endedChildrenCpuSeconds() - before,
+  };
+}
+
+/**
+ * Measures a load while counting the CPU of the server process `pid` (and its children: workers) and
+ * of the load generator.
+ */
+async function measured(
+  server: LoadResult["server"],
+  pid: number,
+  load: Load,
+  generator: { kind: LoadGenerator; scriptFile: string },
+): Promise<LoadResult> {
   const serverBefore = cpuSecondsOfTree(pid);
   const clientBefore = ownCpuSeconds();
-  const result = await runLoad(load);
+  let result: LoadFigures;
+  let clientSeconds: number;
+  if (generator.kind === "wrk" && load.keepAlive) {
+    const { cpuSeconds, ...figures } = await runWrk(load, generator.scriptFile);
+    result = figures;
+    clientSeconds = cpuSeconds;
+  } else {
+    result = await runLoad(load);
+    clientSeconds = ownCpuSeconds() - clientBefore;
+  }
   const serverCores = (cpuSecondsOfTree(pid) - serverBefore) / result.seconds;
   return {
     server,
+    generator: generator.kind === "wrk" && load.keepAlive ? "wrk" : "node",
     ...result,
     serverCores,
-    clientCores: (ownCpuSeconds() - clientBefore) / result.seconds,
+    clientCores: clientSeconds / result.seconds,
     answersPerServerCore: serverCores > 0 ? result.answersPerSecond / serverCores : 0,
   };
 }
@@ -296,7 +448,7 @@ function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<
 }
 
 /** `jpki-mobile start` in a child process, from source (tsx) or from dist, whichever runs this file. */
-function startServer(dataDir: string): ChildProcess {
+function startServer(dataDir: string, workers: number): ChildProcess {
   const main = new URL("../src/cli/main.js", import.meta.url).href;
   const code = `const { main } = await import(${JSON.stringify(main)}); process.exitCode = await main(process.argv.slice(1));`;
   return spawn(
@@ -311,6 +463,8 @@ function startServer(dataDir: string): ChildProcess {
       dataDir,
       "--port",
       "0",
+      "--workers",
+      String(workers),
       "--json",
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: process.env },
@@ -328,8 +482,15 @@ function indexLine(cert: { serial: string; der: Buffer }, revokedAt?: Date): str
 export async function benchOcsp(options: OcspBenchOptions = {}): Promise<OcspBenchResult> {
   const count = options.certificates ?? 1000;
   const seconds = options.seconds ?? 5;
+  const workers = options.workers ?? 1;
   const progress = options.onProgress ?? (() => undefined);
+  const generator = {
+    kind: options.generator ?? (wrkInstalled() ? "wrk" : "node"),
+    scriptFile: "",
+  } satisfies { kind: LoadGenerator; scriptFile: string };
+  const loadBefore = loadavg()[0]!;
   const sandbox = await openOcspSandbox();
+  generator.scriptFile = path.join(sandbox.dir, "load.lua");
   const children: ChildProcess[] = [];
   try {
     const { authority } = sandbox;
@@ -359,49 +520,26 @@ export async function benchOcsp(options: OcspBenchOptions = {}): Promise<OcspBen
     const results: LoadResult[] = [];
 
     progress("starting jpki-mobile start");
-    const server = startServer(sandbox.dir);
+    const server = startServer(sandbox.dir, workers);
     children.push(server);
     const url = new URL(JSON.parse(await waitForLine(server, /^\{/, "jpki-mobile start")).url as string);
     const port = Number(url.port);
-    const ours = (keepAlive: boolean) =>
-      getPaths.map((p) =>
-        Buffer.from(
-          keepAlive
-            ? `GET ${p} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\n\r\n`
-            : `GET ${p} HTTP/1.0\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
-          "latin1",
-        ),
-      );
-    progress("warming up");
-    await runLoad({
+    const ours = (connections: number, keepAlive: boolean, time = seconds): Load => ({
       port,
-      requests: ours(true),
-      connections: 64,
-      seconds: Math.min(2, seconds),
-      keepAlive: true,
+      paths: getPaths,
+      headers: { Host: url.host, Authorization: `Bearer ${token}` },
+      connections,
+      seconds: time,
+      keepAlive,
     });
+    progress("warming up");
+    await measured("jpki-mobile", server.pid!, ours(64, true, Math.min(2, seconds)), generator);
     for (const connections of options.connections ?? [16, 64]) {
       progress(`jpki-mobile, ${connections} keep-alive connections`);
-      results.push(
-        await measured("jpki-mobile", server.pid!, {
-          port,
-          requests: ours(true),
-          connections,
-          seconds,
-          keepAlive: true,
-        }),
-      );
+      results.push(await measured("jpki-mobile", server.pid!, ours(connections, true), generator));
     }
     progress("jpki-mobile, 16 connections, one request each");
-    results.push(
-      await measured("jpki-mobile", server.pid!, {
-        port,
-        requests: ours(false),
-        connections: 16,
-        seconds,
-        keepAlive: false,
-      }),
-    );
+    results.push(await measured("jpki-mobile", server.pid!, ours(16, false), generator));
     await stop(server);
 
     if (options.openssl ?? true) {
@@ -415,9 +553,7 @@ export async function benchOcsp(options: OcspBenchOptions = {}): Promise<OcspBen
         ? "env:JPKI_CA_PASSPHRASE"
         : `file:${process.env.JPKI_CA_PASSPHRASE_FILE}`;
       // openssl's responder takes the request right after the first slash (its URL has no path).
-      const requests = getPaths.map((p) =>
-        Buffer.from(`GET ${p.slice("/ocsp".length)} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`, "latin1"),
-      );
+      const opensslPaths = getPaths.map((p) => p.slice("/ocsp".length));
       for (const multi of [1, 2]) {
         const name = multi === 1 ? "openssl ocsp" : "openssl ocsp -multi 2";
         progress(`${name}, 16 connections, one request each`);
@@ -449,13 +585,19 @@ export async function benchOcsp(options: OcspBenchOptions = {}): Promise<OcspBen
         children.push(responder);
         await waitForLine(responder, /^ACCEPT /, name);
         results.push(
-          await measured(name, responder.pid!, {
-            port: opensslPort,
-            requests,
-            connections: 16,
-            seconds,
-            keepAlive: false,
-          }),
+          await measured(
+            name,
+            responder.pid!,
+            {
+              port: opensslPort,
+              paths: opensslPaths,
+              headers: { Host: "127.0.0.1" },
+              connections: 16,
+              seconds,
+              keepAlive: false,
+            },
+            generator,
+          ),
         );
         // The parent waits for its workers and ignores SIGTERM: it is killed with them.
         await stop(responder, "SIGKILL");
@@ -470,6 +612,9 @@ export async function benchOcsp(options: OcspBenchOptions = {}): Promise<OcspBen
     return {
       certificates: count,
       cores: availableParallelism(),
+      generator: generator.kind,
+      workers,
+      loadAverage: [loadBefore, loadavg()[0]!],
       runs: results,
       ...(single
         ? {

@@ -15,6 +15,7 @@ packages=(
   pcsc-tools       # pcsc_scan, scriptor
   libpcsclite-dev  # headers for the smartcard npm package (PC/SC client)
   time             # GNU time: peak memory of the peers in `bench crl`
+  wrk              # HTTP load generator of `bench ocsp` (else the benchmark's own, in Node)
 )
 
 missing=()

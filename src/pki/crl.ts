@@ -78,6 +78,17 @@ export interface RevokedCertificate {
   readonly invalidityDate?: Date;
 }
 
+/**
+ * revokedCertificates entries already in DER (each made by encodeCrlEntry when the certificate was
+ * revoked or held), concatenated in strictly increasing serial order: a complete CRL of a shard is then
+ * a copy of these bytes, not a conversion per entry.
+ */
+export interface EncodedCrlEntries {
+  readonly der: Uint8Array;
+  /** How many entries `der` holds (checked as it is walked). */
+  readonly count: number;
+}
+
 export interface CrlInput {
   /** The CA: its Name becomes the issuer, its key the AuthorityKeyIdentifier and signature algorithm. */
   readonly issuer: IssuerKey;
@@ -93,9 +104,10 @@ export interface CrlInput {
   /**
    * In strictly increasing serial order (the registry reads them sorted by serial): the order is
    * checked as entries are measured, which also refuses duplicates without a set of a million serials,
-   * and makes the same entries give the same bytes.
+   * and makes the same entries give the same bytes. Either entries to encode, or entries the registry
+   * keeps encoded (encodeCrlEntry), concatenated.
    */
-  readonly entries: Iterable<RevokedCertificate>;
+  readonly entries: Iterable<RevokedCertificate> | EncodedCrlEntries;
   /** Delta CRL: the CRLNumber of the complete CRL it updates (DeltaCRLIndicator, §5.2.4). */
   readonly deltaOf?: bigint;
   /**
@@ -327,6 +339,65 @@ function writeEntry(out: Buffer, offset: number, entry: RevokedCertificate, star
   return o;
 }
 
+/**
+ * One revokedCertificates entry in DER (§5.1.2.6), as buildTbsCertList writes it, for the registry to
+ * keep beside the certificate from its revocation or hold on. removeFromCRL is refused: it belongs in
+ * deltas only, which are built from the changes.
+ */
+export function encodeCrlEntry(entry: RevokedCertificate): Buffer {
+  const start = firstByte(entry.serial);
+  const fault = entryFault(entry, start, undefined, 0, false);
+  if (fault)
+    throw new JpkiError("bad-input", `CRL entry ${serialToHex(entry.serial) || "(empty)"}: ${fault}`);
+  const out = Buffer.allocUnsafe(entryLength(entry, start));
+  writeEntry(out, 0, entry, start);
+  return out;
+}
+
+/**
+ * Walks pre-encoded entries: each must be `SEQUENCE { INTEGER serial, ... }` with short-form lengths
+ * (an entry is at most 82 bytes) and a serial above the previous one, numerically: positive minimal
+ * INTEGER contents compare by length, then bytes (X.690 §8.3.2), and as many entries as announced.
+ * Throws on the first fault; nothing is allocated per entry. What is inside an entry was checked by
+ * encodeCrlEntry when it was made.
+ */
+function checkEncodedEntries(input: EncodedCrlEntries): void {
+  const der = input.der;
+  let count = 0;
+  let previous = -1; // offset of the previous entry's INTEGER content
+  let previousLength = 0;
+  for (let o = 0; o < der.length; count++) {
+    const end = o + 2 + der[o + 1]!;
+    const serialLength = der[o + 3]!;
+    const serial = o + 4;
+    if (
+      o + 4 > der.length ||
+      der[o] !== Tag.sequence ||
+      der[o + 1]! >= 0x80 ||
+      der[o + 2] !== Tag.integer ||
+      serialLength === 0 ||
+      serialLength > 21 ||
+      serial + serialLength > end ||
+      end > der.length
+    )
+      throw new JpkiError("bad-input", `pre-encoded CRL entry ${count + 1} is not an entry`);
+    if (previous >= 0) {
+      let order = previousLength - serialLength;
+      for (let i = 0; order === 0 && i < serialLength; i++) order = der[previous + i]! - der[serial + i]!;
+      if (order >= 0)
+        throw new JpkiError(
+          "bad-input",
+          `pre-encoded CRL entry ${count + 1}: entries must be in strictly increasing serial order`,
+        );
+    }
+    previous = serial;
+    previousLength = serialLength;
+    o = end;
+  }
+  if (count !== input.count)
+    throw new JpkiError("bad-input", `${count} pre-encoded CRL entries were given as ${input.count}`);
+}
+
 /** Identifier and definite length (X.690 §8.1.3) of a TLV whose content is `length` bytes. */
 function header(tag: number, length: number): Buffer {
   if (length < 0x80) return Buffer.from([tag, length]);
@@ -368,12 +439,20 @@ export function buildTbsCertList(input: CrlInput): Buffer {
     crlExtensions.push(freshestCrlExtension(deltaCrlUrl(input.baseUrl, input.purpose, input.shard)));
 
   // First pass: check and measure every entry. A one-shot iterable is kept for the second pass.
-  const entries = Array.isArray(input.entries)
-    ? (input.entries as readonly RevokedCertificate[])
-    : Array.from(input.entries);
+  const encoded = "der" in input.entries ? input.entries : undefined;
+  const entries: readonly RevokedCertificate[] =
+    encoded !== undefined
+      ? []
+      : Array.isArray(input.entries)
+        ? input.entries
+        : Array.from(input.entries as Iterable<RevokedCertificate>);
   let entriesLength = 0;
   let previous: Uint8Array | undefined;
   let previousStart = 0;
+  if (encoded !== undefined) {
+    checkEncodedEntries(encoded);
+    entriesLength = encoded.der.length;
+  }
   for (const entry of entries) {
     const start = firstByte(entry.serial);
     const fault = entryFault(entry, start, previous, previousStart, delta);
@@ -391,7 +470,7 @@ export function buildTbsCertList(input: CrlInput): Buffer {
     x509Time(input.thisUpdate),
     x509Time(input.nextUpdate),
   ];
-  const revokedHeader = entries.length ? header(Tag.sequence, entriesLength) : Buffer.alloc(0);
+  const revokedHeader = entriesLength ? header(Tag.sequence, entriesLength) : Buffer.alloc(0);
   const tail = explicit(0, sequence(...crlExtensions));
   let contentLength = revokedHeader.length + entriesLength + tail.length;
   for (const part of head) contentLength += part.length;
@@ -403,6 +482,10 @@ export function buildTbsCertList(input: CrlInput): Buffer {
   for (const part of [tbsHeader, ...head, revokedHeader]) {
     out.set(part, offset);
     offset += part.length;
+  }
+  if (encoded !== undefined) {
+    out.set(encoded.der, offset);
+    offset += encoded.der.length;
   }
   for (const entry of entries) offset = writeEntry(out, offset, entry, firstByte(entry.serial));
   out.set(tail, offset);

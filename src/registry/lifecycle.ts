@@ -13,7 +13,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import { JpkiError } from "../errors.js";
-import { CrlReason, type CrlReasonCode } from "../pki/crl.js";
+import { CrlReason, type CrlReasonCode, encodeCrlEntry } from "../pki/crl.js";
 import { appendAudit } from "./audit.js";
 import { dialectOf, isoTime } from "./db.js";
 import type { CertificateRow, CertificateStatus, RegistrySchema } from "./schema.js";
@@ -108,6 +108,8 @@ async function apply(
     revokedAt: string | null;
     reason: number | null;
     invalidityDate: string | null;
+    /** The row's revokedCertificates entry after the change (CRL publisher); undefined: unchanged. */
+    crlEntry?: Buffer | null;
   },
   options: TransitionOptions,
 ): Promise<TransitionResult> {
@@ -119,6 +121,7 @@ async function apply(
       revoked_at: change.revokedAt,
       revocation_reason: change.reason,
       invalidity_date: change.invalidityDate,
+      ...(change.crlEntry !== undefined ? { crl_entry: change.crlEntry } : {}),
       updated_at: at,
     })
     .where("serial", "=", row.serial)
@@ -154,6 +157,24 @@ async function apply(
   return { serial: row.serial, from: row.status, to: change.to, changeSequence: Number(inserted.id) };
 }
 
+/**
+ * The certificate's revokedCertificates entry (RFC 5280 §5.1.2.6) for the revocation columns written
+ * beside it, made from them exactly as the CRL publisher reads them (status/crl-registry.ts).
+ */
+function crlEntryOf(
+  serial: string,
+  revokedAt: string,
+  reason: number,
+  invalidityDate: string | null,
+): Buffer {
+  return encodeCrlEntry({
+    serial: Buffer.from(serial, "hex"),
+    revocationDate: new Date(revokedAt),
+    reason: reason as CrlReasonCode,
+    invalidityDate: invalidityDate === null ? undefined : new Date(invalidityDate),
+  });
+}
+
 function refuse(row: CertificateRow, action: string, why: string): never {
   throw new JpkiError(
     "conflict",
@@ -177,6 +198,7 @@ export const transitions = {
         revokedAt: at,
         reason: CrlReason.certificateHold,
         invalidityDate: null,
+        crlEntry: crlEntryOf(row.serial, at, CrlReason.certificateHold, null),
       },
       options,
     );
@@ -196,7 +218,7 @@ export const transitions = {
     return apply(
       trx,
       row,
-      { event: "resume", to: "issued", revokedAt: null, reason: null, invalidityDate: null },
+      { event: "resume", to: "issued", revokedAt: null, reason: null, invalidityDate: null, crlEntry: null },
       options,
     );
   },
@@ -215,6 +237,7 @@ export const transitions = {
     if (!LIVE_STATUSES.includes(row.status)) refuse(row, "revoke", "");
     // A held certificate keeps its original revocation date (RFC 5280 §5.3: the hold's time).
     const at = row.status === "suspended" && row.revoked_at ? row.revoked_at : isoTime(options.now);
+    const invalidityDate = options.invalidityDate ? isoTime(options.invalidityDate) : null;
     return apply(
       trx,
       row,
@@ -223,7 +246,8 @@ export const transitions = {
         to: "revoked",
         revokedAt: at,
         reason: options.reason,
-        invalidityDate: options.invalidityDate ? isoTime(options.invalidityDate) : null,
+        invalidityDate,
+        crlEntry: crlEntryOf(row.serial, at, options.reason, invalidityDate),
       },
       options,
     );

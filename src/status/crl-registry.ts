@@ -4,14 +4,17 @@
  * `crls` table (the latest complete and delta CRL of each shard). The publisher only reads certificate
  * state (DESIGN §3: `status` never changes it); the `crls` table is its own.
  */
-import { type Kysely, sql } from "kysely";
-import type { CrlReasonCode, RevokedCertificate } from "../pki/crl.js";
+import { type ExpressionBuilder, type Kysely, sql } from "kysely";
+import type { CrlReasonCode, EncodedCrlEntries, RevokedCertificate } from "../pki/crl.js";
 import type { CaPurpose } from "../pki/names.js";
 import { dialectOf, toBuffer } from "../registry/db.js";
 import { changeSequence } from "../registry/lifecycle.js";
 import type { CrlsTable, RegistrySchema } from "../registry/schema.js";
 
 type Db = Kysely<RegistrySchema>;
+
+/** Events that change what a CRL says, with a held certificate's expiry (see crlEvent). */
+const CRL_EVENTS = ["suspend", "resume", "revoke"];
 
 export type CrlKind = CrlsTable["kind"];
 
@@ -35,6 +38,41 @@ export async function changeWatermark(db: Db): Promise<number> {
   });
 }
 
+/** Page cache of a SQLite connection while it publishes, in KiB (the connection's own is 64 MiB, db.ts). */
+const PUBLISHER_CACHE_KIB = 4096;
+const publishing = new WeakMap<Db, { runs: number; cacheSize: Promise<number> }>();
+
+/**
+ * Runs `body` (a publication) with a small SQLite page cache. A run reads each shard's index range once
+ * and writes each shard's CRLs once, so it never finds a page in the cache again, and a cache as large
+ * as the one kept for issuance only adds to the process's peak memory (up to 64 MiB more). The
+ * connection's own size comes back when the last run on it ends. PostgreSQL: `body` as it is.
+ */
+export async function withPublisherCache<T>(db: Db, body: () => Promise<T>): Promise<T> {
+  if (dialectOf(db) !== "sqlite") return body();
+  let state = publishing.get(db);
+  if (state === undefined) {
+    const shrink = async () => {
+      const { rows } = await sql<{ cache_size: number }>`pragma cache_size`.execute(db);
+      await sql.raw(`pragma cache_size = -${PUBLISHER_CACHE_KIB}`).execute(db);
+      return Number(rows[0]!.cache_size);
+    };
+    state = { runs: 0, cacheSize: shrink() };
+    publishing.set(db, state);
+  }
+  state.runs++;
+  try {
+    await state.cacheSize;
+    return await body();
+  } finally {
+    if (--state.runs === 0) {
+      publishing.delete(db);
+      const size = await state.cacheSize.catch(() => undefined);
+      if (size !== undefined) await sql.raw(`pragma cache_size = ${Math.trunc(size)}`).execute(db);
+    }
+  }
+}
+
 /** Serial order: 32 lower-case hex digits, so byte order is numeric order ("C" collation on PostgreSQL). */
 function serialOrder(db: Db) {
   return dialectOf(db) === "postgres" ? sql`serial collate "C"` : sql`serial`;
@@ -43,8 +81,9 @@ function serialOrder(db: Db) {
 /**
  * A registry row's revocation as a CRL entry. Every entry has the same shape (absent fields undefined),
  * which keeps the builder's per-entry code monomorphic; a hold's reason is certificateHold already.
+ * The lifecycle transitions make `crl_entry` from the same columns the same way (lifecycle.ts).
  */
-function entryOf(
+export function entryOf(
   serial: string,
   revokedAt: string,
   reason: number | null,
@@ -58,37 +97,103 @@ function entryOf(
   };
 }
 
+/** Lifecycle events that change what a CRL says: a hold, its release, a revocation, a held certificate's expiry. */
+function crlEvent(eb: ExpressionBuilder<RegistrySchema, "lifecycle_events">) {
+  return eb.or([
+    eb("event", "in", CRL_EVENTS),
+    eb.and([eb("event", "=", "expire"), eb("from_status", "=", "suspended")]),
+  ]);
+}
+
 /**
- * The entries of a shard's complete CRL that the certificates' current status gives, in increasing
- * serial order: every held certificate, and every revoked one (or held one that expired while held)
- * unless it expired before `keepAfter`, the previous complete CRL's thisUpdate: that CRL was issued
- * beyond its validity and listed it, so RFC 5280 §3.3 lets the entry go. CA certificates are left out:
- * the shard's IDP says onlyContainsUserCerts (§5.2.5). One query, one range of the partial index
- * certificates_revoked (migration 003), which holds every column read here.
+ * Which entries a shard's complete CRL keeps, given the previous complete CRL: entries whose
+ * certificate expired before `after` (that CRL's thisUpdate) go, unless it changed status in the
+ * change sequence window (changedAfter, upTo].
  */
-export async function readShardEntries(
-  db: Db,
-  issuer: CaPurpose,
-  shard: number,
-  keepAfter: string | undefined,
-): Promise<RevokedCertificate[]> {
+export interface Retention {
+  readonly after: string;
+  readonly changedAfter: number;
+  readonly upTo: number;
+}
+
+/**
+ * The rows of a shard's complete CRL: every held certificate, and every revoked one (or held one that
+ * expired while held), but, given `retention`, not one whose notAfter is before the previous complete
+ * CRL's thisUpdate: that CRL was issued beyond its validity and listed it, so RFC 5280 §3.3 lets the
+ * entry go; unless it changed status since that CRL's change sequence (revoked after its notAfter, or
+ * a change that CRL did not see yet), then it is listed once more. CA certificates are left out: the
+ * shard's IDP says onlyContainsUserCerts (§5.2.5). One range of the partial index certificates_revoked
+ * (migrations 003, 005), which holds every column read here but the fallback's.
+ */
+function shardRows(db: Db, issuer: CaPurpose, shard: number, retention: Retention | undefined) {
   let query = db
     .selectFrom("certificates")
-    .select(["serial", "revoked_at", "revocation_reason", "invalidity_date"])
     .where("issuer", "=", issuer)
     .where("shard", "=", shard)
     .where("revoked_at", "is not", null)
     .where("status", "in", ["revoked", "suspended", "expired"])
     .where("kind", "!=", "ca");
-  if (keepAfter !== undefined)
-    query = query.where((eb) => eb.or([eb("status", "=", "suspended"), eb("not_after", ">=", keepAfter)]));
-  const rows = await query.orderBy(serialOrder(db)).execute();
-  const entries = new Array<RevokedCertificate>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    entries[i] = entryOf(row.serial, row.revoked_at!, row.revocation_reason, row.invalidity_date);
-  }
-  return entries;
+  if (retention !== undefined)
+    query = query.where((eb) =>
+      eb.or([
+        eb("status", "=", "suspended"),
+        eb("not_after", ">=", retention.after),
+        eb.exists(
+          eb
+            .selectFrom("lifecycle_events")
+            .select(sql`1`.as("changed"))
+            .whereRef("lifecycle_events.serial", "=", "certificates.serial")
+            .where("lifecycle_events.id", ">", retention.changedAfter)
+            .where("lifecycle_events.id", "<=", retention.upTo)
+            .where(crlEvent),
+        ),
+      ]),
+    );
+  return query;
+}
+
+/**
+ * The entries of a shard's complete CRL (see shardRows) in increasing serial order, as the DER the
+ * lifecycle wrote for each (`crl_entry`), concatenated by the database in one query: no row reaches
+ * JavaScript. The aggregate takes its input in the order of the ordered subquery: SQLite keeps that
+ * order on purpose (its query flattener leaves an ORDER BY subquery of an aggregate alone, for
+ * group_concat), PostgreSQL does so for a plain sorted subquery; the builder checks the order anyway
+ * and refuses entries out of order. group_concat keeps a BLOB's bytes (it reads them as text without
+ * conversion in a UTF-8 database) and the cast gives them back as a BLOB.
+ *
+ * Rows without `crl_entry` (revoked outside the lifecycle transitions, or whose revocation was changed
+ * without it: a trigger clears it then, migration 005) make the shard read row by row and encoded here.
+ */
+export async function readShardEntries(
+  db: Db,
+  issuer: CaPurpose,
+  shard: number,
+  retention: Retention | undefined,
+): Promise<EncodedCrlEntries | RevokedCertificate[]> {
+  const rows = shardRows(db, issuer, shard, retention).select("crl_entry").orderBy(serialOrder(db));
+  const concat =
+    dialectOf(db) === "postgres"
+      ? sql<Buffer | null>`string_agg(crl_entry, ''::bytea)`
+      : sql<Buffer | null>`cast(group_concat(crl_entry, '') as blob)`;
+  const shardEntries = await db
+    .selectFrom(rows.as("entries"))
+    .select([
+      sql<number>`count(*)`.as("count"),
+      sql<number>`count(crl_entry)`.as("encoded"),
+      concat.as("der"),
+    ])
+    .executeTakeFirstOrThrow();
+  const count = Number(shardEntries.count);
+  if (Number(shardEntries.encoded) === count)
+    return { der: shardEntries.der === null ? Buffer.alloc(0) : toBuffer(shardEntries.der), count };
+
+  const rowByRow = await shardRows(db, issuer, shard, retention)
+    .select(["serial", "revoked_at", "revocation_reason", "invalidity_date"])
+    .orderBy(serialOrder(db))
+    .execute();
+  return rowByRow.map((row) =>
+    entryOf(row.serial, row.revoked_at!, row.revocation_reason, row.invalidity_date),
+  );
 }
 
 /** A certificate whose CRL status changed in a window of the change sequence, as it stands now. */
@@ -102,8 +207,6 @@ export interface CertificateChange {
   readonly entry: RevokedCertificate | undefined;
 }
 
-/** Events that change what a CRL says: a hold, its release, a revocation, and a held certificate's expiry. */
-const CRL_EVENTS = ["suspend", "resume", "revoke"];
 const EVENT_PAGE = 10_000;
 const SERIAL_BATCH = 500;
 
@@ -126,12 +229,7 @@ export async function readChanges(
       .select(["id", "serial", "event", "at"])
       .where("id", ">", from)
       .where("id", "<=", upTo)
-      .where((eb) =>
-        eb.or([
-          eb("event", "in", CRL_EVENTS),
-          eb.and([eb("event", "=", "expire"), eb("from_status", "=", "suspended")]),
-        ]),
-      )
+      .where(crlEvent)
       .orderBy("id")
       .limit(EVENT_PAGE)
       .execute();

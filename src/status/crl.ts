@@ -25,7 +25,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { parseCertificate } from "../pki/certificate.js";
-import { buildTbsCertList, CrlReason, type RevokedCertificate } from "../pki/crl.js";
+import { buildTbsCertList, CrlReason, type EncodedCrlEntries, type RevokedCertificate } from "../pki/crl.js";
 import type { CaPurpose } from "../pki/names.js";
 import { isoTime } from "../registry/db.js";
 import { shardCount } from "../registry/issuance.js";
@@ -43,6 +43,7 @@ import {
   readShardEntries,
   replaceShardCrls,
   shardKey,
+  withPublisherCache,
 } from "./crl-registry.js";
 
 export { type CrlKind, type PublishedCrl, readPublishedCrl } from "./crl-registry.js";
@@ -176,10 +177,11 @@ interface Run {
  * (one being signed while the next is read), so memory is bounded by the largest shards, and the cost
  * is linear in the entries signed plus the status changes since the oldest complete CRL.
  */
-export async function publishCrls(
-  authority: Authority,
-  options: PublishOptions = {},
-): Promise<PublishReport> {
+export function publishCrls(authority: Authority, options: PublishOptions = {}): Promise<PublishReport> {
+  return withPublisherCache(authority.registry.db, () => publish(authority, options));
+}
+
+async function publish(authority: Authority, options: PublishOptions): Promise<PublishReport> {
   const db = authority.registry.db;
   const issuers = options.issuers ?? (["sign", "auth"] as const);
   const periods = await crlPeriods(authority, options.periods);
@@ -242,25 +244,6 @@ function refreshDue(crl: PublishedCrlInfo, periodMs: number, now: Date): boolean
   return now.getTime() >= Date.parse(crl.nextUpdate) - periodMs / 2;
 }
 
-/** `a` and `b` in increasing serial order, merged; a serial in both is taken from `a`. */
-function mergeEntries(a: RevokedCertificate[], b: readonly RevokedCertificate[]): RevokedCertificate[] {
-  if (b.length === 0) return a;
-  const out: RevokedCertificate[] = [];
-  let j = 0;
-  for (const entry of a) {
-    for (; j < b.length && compareSerials(b[j]!.serial, entry.serial) <= 0; j++)
-      if (compareSerials(b[j]!.serial, entry.serial) < 0) out.push(b[j]!);
-    out.push(entry);
-  }
-  for (; j < b.length; j++) out.push(b[j]!);
-  return out;
-}
-
-/** Numeric order of two serials given as minimal big-endian magnitudes (registry serials: 16 bytes). */
-function compareSerials(x: Uint8Array, y: Uint8Array): number {
-  return x.length - y.length || Buffer.compare(x, y);
-}
-
 /** A CRL built for a shard, to be signed. */
 interface UnsignedCrl {
   kind: CrlKind;
@@ -304,12 +287,13 @@ async function planShard(
   });
 
   if (!full || run.forceFull || refreshDue(full, run.periods.fullMs, run.now)) {
-    // Entries come from the certificates' status, plus those changed since the previous complete CRL
-    // that the status query no longer keeps (revoked after their expiry, or in flight at its watermark).
-    const changed = full ? changedSince(full.changeSequence) : [];
-    const entries = mergeEntries(
-      await readShardEntries(run.authority.registry.db, issuer, shard, full?.thisUpdate),
-      changed.flatMap((c) => (c.entry ? [c.entry] : [])),
+    // Entries come from the certificates' status; those expired before the previous complete CRL go,
+    // unless they changed since it (revoked after their expiry, or in flight at its watermark).
+    const entries = await readShardEntries(
+      run.authority.registry.db,
+      issuer,
+      shard,
+      full && { after: full.thisUpdate, changedAfter: full.changeSequence, upTo: run.watermark },
     );
     const fullNumber = previousNumber + 1;
     return plan([
@@ -342,7 +326,7 @@ function build(
   shard: number,
   kind: CrlKind,
   crlNumber: number,
-  entries: RevokedCertificate[],
+  entries: RevokedCertificate[] | EncodedCrlEntries,
   deltaOf?: number,
 ): UnsignedCrl {
   const { authority, thisUpdate } = run;
@@ -360,7 +344,8 @@ function build(
     entries,
     ...(deltaOf === undefined ? { announceDelta: true } : { deltaOf: BigInt(deltaOf) }),
   });
-  return { kind, crlNumber, baseCrlNumber: deltaOf ?? null, tbs, entries: entries.length, nextUpdate };
+  const count = "der" in entries ? entries.count : entries.length;
+  return { kind, crlNumber, baseCrlNumber: deltaOf ?? null, tbs, entries: count, nextUpdate };
 }
 
 /**

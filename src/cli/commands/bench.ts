@@ -135,12 +135,13 @@ function renderCrl(result: CrlBenchResult): string {
 
 function renderOcsp(result: OcspBenchResult): string {
   const lines = [
-    `Pre-signed OCSP answers over GET, ${result.certificates} certificates asked in turn, ${result.cores} cores shared by server and load generator:`,
-    "server                   connections        answers/s    p50 ms    p99 ms   cores (server + client)   per server core",
+    `Pre-signed OCSP answers over GET, ${result.certificates} certificates asked in turn, ${result.cores} cores shared by server and load generator;`,
+    `our server: ${result.workers} worker process${result.workers > 1 ? "es" : ""}; load average ${result.loadAverage[0].toFixed(2)} before, ${result.loadAverage[1].toFixed(2)} after:`,
+    "server                   generator   connections        answers/s    p50 ms    p99 ms   cores (server + client)   per server core",
   ];
   for (const run of result.runs)
     lines.push(
-      `${run.server.padEnd(24)} ${`${run.connections} ${run.keepAlive ? "keep-alive" : "one each"}`.padEnd(16)}` +
+      `${run.server.padEnd(24)} ${(run.generator === "wrk" ? "wrk" : "node").padEnd(11)} ${`${run.connections} ${run.keepAlive ? "keep-alive" : "one each"}`.padEnd(16)}` +
         `${run.answersPerSecond.toFixed(0).padStart(11)} ${run.p50Ms.toFixed(2).padStart(9)} ${run.p99Ms.toFixed(2).padStart(9)}` +
         `   ${run.serverCores.toFixed(2)} + ${run.clientCores.toFixed(2)}`.padEnd(28) +
         `${run.answersPerServerCore.toFixed(0).padStart(15)}${run.errors ? `   (${run.errors} errors)` : ""}`,
@@ -170,7 +171,7 @@ const OPTIONS_OF = {
   ca: ["batch", "pg", "no-pg"],
   card: ["seconds", "no-vpcd"],
   crl: ["entries", "pg", "no-pg"],
-  ocsp: ["seconds"],
+  ocsp: ["seconds", "workers"],
 } as const;
 
 function refuseOptionsOfOther(values: OptionValues, benchmark: keyof typeof OPTIONS_OF): void {
@@ -253,7 +254,7 @@ export const benchCommand: Command = {
 Usage: jpki-mobile bench ca [--count N] [--batch N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench card [--seconds S] [--count N] [--no-vpcd] [--json]
        jpki-mobile bench crl [--entries N] [--pg URL | --no-pg] [--json]
-       jpki-mobile bench ocsp [--count N] [--seconds S] [--json]
+       jpki-mobile bench ocsp [--count N] [--seconds S] [--workers N] [--json]
 
 ca    certificates issued per second through the whole registry path (store, sign, store, audit)
       on SQLite and PostgreSQL, beside \`openssl speed rsa2048\` measured in the same run, and the
@@ -276,8 +277,9 @@ crl   time and peak memory to produce and verify the CRLs of N revoked certifica
 ocsp  pre-signed OCSP answers per second over GET, with p50 and p99 latency, from
       \`jpki-mobile start\` in a child process at 16 and 64 keep-alive connections (and one request
       per connection), beside \`openssl ocsp\` (alone, and with -multi 2) on the same CA, responder
-      key and certificates, a fresh responder per measurement. Goal: 20,000 answers/s, p99 under
-      10 ms, at least 10 times OpenSSL's rate.
+      key and certificates, a fresh responder per measurement. Keep-alive loads come from wrk when it
+      is installed (Debian package wrk), else from this process, as do loads of one request per
+      connection. Goal: 20,000 answers/s, p99 under 10 ms, at least 10 times OpenSSL's rate.
 
 Options of bench ca:
   --count N       certificates per database (default 10000)
@@ -291,7 +293,8 @@ Options of bench crl:
 
 Options of bench ocsp:
   --count N       certificates, asked about in turn (default 1000; a tenth revoked)
-  --seconds S     time for each measurement (default 5)
+  --seconds S     time for each measurement (default 5; whole seconds with wrk)
+  --workers N     worker processes of \`jpki-mobile start\` (--workers, default 1)
 
 Options of bench card:
   --seconds S     time for each round-trip measurement (default 2)
@@ -309,6 +312,7 @@ ${JSON_HELP}
     seconds: { type: "string" },
     "no-vpcd": { type: "boolean" },
     entries: { type: "string" },
+    workers: { type: "string" },
   },
   positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl or ocsp)" },
   async run(values, positionals) {
@@ -329,6 +333,7 @@ ${JSON_HELP}
       const result = await benchOcsp({
         certificates: positiveInteger(stringOption(values, "count"), "count", 1000),
         seconds: positiveNumber(stringOption(values, "seconds"), "seconds", 5),
+        workers: positiveInteger(stringOption(values, "workers"), "workers", 1),
         onProgress: (phase) => {
           if (tty) process.stderr.write(`\r\x1b[K${phase}`);
         },

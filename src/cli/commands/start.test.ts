@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -54,6 +54,43 @@ function firstLine(child: ChildProcess): Promise<string> {
   });
 }
 
+/** Set by the first test: the verifier's token, its id, and a citizen certificate with its serial. */
+let served: { token: string; verifierId: string; certFile: string; serial: string } | undefined;
+
+/** `openssl ocsp` asks `url` about the citizen certificate (POST, no nonce: a pre-signed answer). */
+async function askOcsp(url: string, token: string, certFile: string): Promise<string> {
+  const { stdout } = await execFileAsync("openssl", [
+    "ocsp",
+    "-issuer",
+    path.join(dir, "auth-ca.pem"),
+    "-cert",
+    certFile,
+    "-url",
+    url,
+    "-no_nonce",
+    "-header",
+    `Authorization=Bearer ${token}`,
+    "-CAfile",
+    path.join(dir, "auth-ca.pem"),
+  ]);
+  return stdout;
+}
+
+/** Processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 test("verifier add prints a token once; start serves with it, stops on SIGTERM and writes the counts", async () => {
   assert.equal((await jpki(["ca", "init", "--data", data])).code, 0);
   const citizen = await jpki([
@@ -98,6 +135,7 @@ test("verifier add prints a token once; start serves with it, stops on SIGTERM a
   const shown = await jpki(["cert", "show", authSerial, "--data", data, "--pem"]);
   const certFile = path.join(dir, "citizen.pem");
   writeFileSync(certFile, shown.stdout);
+  served = { token, verifierId, certFile, serial: authSerial };
 
   const server = spawn(process.execPath, cliArgs(["start", "--data", data, "--port", "0", "--json"]), {
     env,
@@ -140,4 +178,44 @@ test("verifier add prints a token once; start serves with it, stops on SIGTERM a
   } finally {
     await registry.close();
   }
+});
+
+test("start --workers 2 serves from two processes; none answers good after a revocation; counts add up", async () => {
+  assert.ok(served, "the first test set up the data directory");
+  const { token, verifierId, certFile, serial } = served;
+  const usage = await jpki(["start", "--data", data, "--workers", "0"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--workers must be a whole number from 1 to 64/);
+
+  const counted = async () => {
+    const registry = await openRegistryDatabase(path.join(data, "registry.sqlite"));
+    try {
+      return (await lookupCounts(registry.db, { verifierId })).reduce((n, r) => n + r.count, 0);
+    } finally {
+      await registry.close();
+    }
+  };
+  const before = await counted();
+  const server = spawn(
+    process.execPath,
+    cliArgs(["start", "--data", data, "--port", "0", "--workers", "2", "--json"]),
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+  try {
+    const urls = JSON.parse(await firstLine(server)) as Record<string, string | number>;
+    assert.equal(urls.workers, 2);
+    assert.equal(childrenOf(server.pid!).length, 2, "two worker processes");
+    // Connections go to the workers in turn: each of them answers, and remembers the answer.
+    for (let i = 0; i < 4; i++) assert.match(await askOcsp(String(urls.ocsp), token, certFile), /: good/);
+    const revoked = await jpki(["revoke", serial, "--data", data, "--reason", "keyCompromise"]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    // Every answer after the revocation committed says so, whichever worker gives it (RFC 6960 §2.2).
+    for (let i = 0; i < 4; i++) assert.match(await askOcsp(String(urls.ocsp), token, certFile), /: revoked/);
+  } finally {
+    server.kill("SIGTERM");
+  }
+  assert.equal(await exited, 0);
+  // Both workers wrote their lookups when they stopped.
+  assert.equal((await counted()) - before, 8);
 });

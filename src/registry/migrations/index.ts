@@ -8,12 +8,14 @@ import type { RegistrySchema } from "../schema.js";
 import * as initial from "./001-initial.js";
 import * as status from "./002-status.js";
 import * as crlEntries from "./003-crl-entries.js";
+import * as crlEntryDer from "./005-crl-entry-der.js";
 import * as applications from "./006-applications.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
   "002-status": status,
   "003-crl-entries": crlEntries,
+  "005-crl-entry-der": crlEntryDer,
   "006-applications": applications,
 };
 
