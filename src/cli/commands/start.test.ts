@@ -109,7 +109,18 @@ test("verifier add prints a token once; start serves with it, stops on SIGTERM a
     "--json",
   ]);
   assert.equal(citizen.code, 0, citizen.stderr);
-  const { authSerial } = JSON.parse(citizen.stdout) as { authSerial: string };
+  const { authSerial, signSerial } = JSON.parse(citizen.stdout) as { authSerial: string; signSerial: string };
+  // The signing certificate's notAfter passes (as if years went by): the server's expiry job marks it.
+  const before = await openRegistryDatabase(path.join(data, "registry.sqlite"));
+  try {
+    await before.db
+      .updateTable("certificates")
+      .set({ not_after: "2020-01-01T00:00:00.000Z" })
+      .where("serial", "=", signSerial)
+      .execute();
+  } finally {
+    await before.close();
+  }
 
   const usage = await jpki(["verifier", "add", "--data", data, "--name", "x", "--kind", "everything"]);
   assert.equal(usage.code, 2);
@@ -164,6 +175,23 @@ test("verifier add prints a token once; start serves with it, stops on SIGTERM a
     assert.match(asked.stderr, /Response verify OK/);
     const health = await fetch(urls.health!);
     assert.equal(health.status, 200);
+    // The expiry job ran at start.
+    const registry = await openRegistryDatabase(path.join(data, "registry.sqlite"));
+    try {
+      const statusOf = async () =>
+        (
+          await registry.db
+            .selectFrom("certificates")
+            .select("status")
+            .where("serial", "=", signSerial)
+            .executeTakeFirstOrThrow()
+        ).status;
+      for (let i = 0; i < 100 && (await statusOf()) !== "expired"; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await statusOf(), "expired");
+    } finally {
+      await registry.close();
+    }
   } finally {
     server.kill("SIGTERM");
   }

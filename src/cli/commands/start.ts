@@ -12,9 +12,11 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
+import { expireCertificates } from "../../registry/lifecycle.js";
 import { openAuthority } from "../../server/authority.js";
 import { createStatusService } from "../../server/http.js";
 import { startCrlScheduler } from "../../status/crl.js";
+import { type PeriodicJob, startPeriodic } from "../../util/periodic.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
 import { DATA_HELP, dataDir, dataOption, jsonOption } from "./options.js";
 
@@ -24,6 +26,8 @@ const MAX_WORKERS = 64;
 
 /** How often the CRL publisher looks at the registry at the latest (it also runs before any CRL is due). */
 const CRL_INTERVAL_MS = 5 * 60_000;
+/** How often certificates past their notAfter are marked expired (reads treat them so in between). */
+const EXPIRY_INTERVAL_MS = 60_000;
 
 /** Where a worker process finds its settings (set by the supervisor when it forks it). */
 const WORKER_ENV = "JPKI_START_WORKER";
@@ -97,14 +101,23 @@ async function serve(
   const authority = await openAuthority(settings.dataDir, { actor: "status", db: settings.db });
   const service = createStatusService(authority, settings.background ? {} : { refresher: false });
   let crlScheduler: ReturnType<typeof startCrlScheduler> | undefined;
+  let expiry: PeriodicJob | undefined;
   try {
     const url = await service.listen(settings.port, settings.host);
-    if (settings.background) crlScheduler = startCrlScheduler(authority, { intervalMs: CRL_INTERVAL_MS });
+    if (settings.background) {
+      crlScheduler = startCrlScheduler(authority, { intervalMs: CRL_INTERVAL_MS });
+      expiry = startPeriodic(
+        () => expireCertificates(authority.registry.db, { actor: "system:expiry" }),
+        EXPIRY_INTERVAL_MS,
+        (error) => process.stderr.write(`the expiry job failed: ${String(error)}\n`),
+      );
+    }
     announce({ url, dataDir: authority.dataDir, baseUrl: authority.config.baseUrl });
     const signal = await stopped;
     if (!json && signal !== "stop")
       process.stdout.write(`${signal}: finishing requests in progress, then stopping\n`);
   } finally {
+    await expiry?.stop();
     await crlScheduler?.stop();
     await service.close();
     await authority.close();
