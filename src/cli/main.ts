@@ -14,6 +14,7 @@ import { citizenAdd } from "./commands/citizen.js";
 import { crlPublish } from "./commands/crl.js";
 import { demoCommand } from "./commands/demo.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
+import { loginCommand, rpServe } from "./commands/rp.js";
 import { startCommand } from "./commands/start.js";
 import { verifierAdd, verifierDisable, verifierEnable, verifierList } from "./commands/verifier.js";
 
@@ -38,6 +39,8 @@ export const commands: readonly Command[] = [
   verifierDisable,
   verifierEnable,
   startCommand,
+  rpServe,
+  loginCommand,
   demoCommand,
   benchCommand,
 ];
