@@ -5,6 +5,7 @@
 import { JpkiError } from "../errors.js";
 import { type Command, parseCommandArgs, UsageError } from "./command.js";
 import { applicationShow, applyCommand } from "./commands/apply.js";
+import { postalApplyCommands } from "./commands/apply-postal.js";
 import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
@@ -14,6 +15,7 @@ import { citizenAdd } from "./commands/citizen.js";
 import { crlPublish } from "./commands/crl.js";
 import { demoCommand } from "./commands/demo.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
+import { postCommands } from "./commands/post.js";
 import { loginCommand, rpServe } from "./commands/rp.js";
 import { startCommand } from "./commands/start.js";
 import { verifierAdd, verifierDisable, verifierEnable, verifierList } from "./commands/verifier.js";
@@ -23,7 +25,9 @@ export const commands: readonly Command[] = [
   caExport,
   citizenAdd,
   applyCommand,
+  ...postalApplyCommands,
   applicationShow,
+  ...postCommands,
   cardServe,
   simCreate,
   simServe,

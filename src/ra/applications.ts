@@ -4,14 +4,23 @@
  * of every status it went through, with the reason and who moved it. Every change is audited in its
  * own transaction, like every other registry change.
  *
- *   received ──▶ verified ──▶ issued ──▶ delivering ──▶ delivered
- *       │            │           │            │
- *       └────────────┴───────────┴────────────┴──▶ failed (with the reason)
+ *   received ─────────────────────▶ verified ──▶ issued ──▶ delivering ──▶ delivered
+ *       │  (postal)                    ▲  ▲
+ *       ├──▶ awaiting-code ────────────┘  │
+ *       │        │                        │
+ *       │        └──▶ referred-to-counter ┘
+ *       │                  │
+ *       └──────────────────┴──▶ failed (with the reason), from every state but delivered
  *
  * `received`: the channel accepted the request for examination; `verified`: the applicant and the SIM
  * are proven (signature, attestation, carrier); `issued`: the CA signed; `delivering`: provisioning
  * to the SIM started; `delivered`: the SIM holds the certificate. `failed` is final; a refused
  * application (forged, replayed, policy) is failed with the refusal as its reason.
+ *
+ * The postal channel (src/ra/postal.ts) adds two: `awaiting-code`, the restricted-delivery mail with
+ * the access code is out and the code, with the SIM's attestation, verifies the application;
+ * `referred-to-counter`, the mail came back (the person does not live at the address of record) and
+ * the municipal counter verifies the person instead.
  */
 import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
@@ -24,7 +33,9 @@ export type ApplicationChannelName = ApplicationsTable["channel"];
 export type ApplicationStatus = ApplicationsTable["status"];
 
 const NEXT: Record<ApplicationStatus, readonly ApplicationStatus[]> = {
-  received: ["verified", "failed"],
+  received: ["verified", "awaiting-code", "failed"],
+  "awaiting-code": ["verified", "referred-to-counter", "failed"],
+  "referred-to-counter": ["verified", "failed"],
   verified: ["issued", "failed"],
   issued: ["delivering", "delivered", "failed"],
   delivering: ["delivered", "failed"],
@@ -54,7 +65,7 @@ export interface ApplicationRecord {
 }
 
 /** Crockford's base32: no I, L, O, U, so a number read aloud over the phone is not misheard. */
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+export const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /** A new application number: `AP-` and 12 base32 characters (60 random bits) in groups of four. */
 export function newApplicationNumber(): string {

@@ -47,6 +47,13 @@ export interface ChannelContext {
 export interface ApplicationChannel<Request> {
   readonly name: ApplicationChannelName;
   /**
+   * For a channel whose requests complete an application it recorded earlier (postal: the access
+   * code comes back for an application awaiting it): the application `request` continues. The RA then
+   * moves that application to `verified` instead of recording a new one, and leaves a refusal to the
+   * channel (a wrong access code is counted against the code, not recorded as a failed application).
+   */
+  continues?(request: Request): string;
+  /**
    * Checks the applicant and the request; throws a JpkiError saying why not (bad-input for a forged
    * or malformed application, forbidden for a refused one, conflict for a replay).
    */

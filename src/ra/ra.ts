@@ -5,7 +5,9 @@
  * 1. authorise (outside any transaction: signature and chain checks are CPU work). A refusal is
  *    recorded as a failed application with the reason, and thrown to the caller.
  * 2. one transaction: the application is recorded `received`, the channel's single-use proof is
- *    used up (nonce, access code), the application becomes `verified`.
+ *    used up (nonce, access code), the application becomes `verified`. A channel that continues an
+ *    application it recorded earlier (`channel.continues`, the postal channel) has that application
+ *    move to `verified` instead, and records its refusals itself.
  * 3. issuance (registry/issuance.ts): the pending certificate row is stored with the double-issuance
  *    policy's check and the application's link to it in one transaction; the CA signs; the
  *    certificate is stored, the policy's supersede applied and the application moved to `issued`
@@ -55,32 +57,40 @@ export async function submitApplication<Request>(
   const now = options.now ?? new Date();
   const actor = options.actor ?? `ra:${channel.name}`;
   const db = authority.registry.db;
-  const id = newApplicationNumber();
+  const continued = channel.continues?.(request);
+  const id = continued ?? newApplicationNumber();
 
   let authorisation: Authorisation;
   try {
     authorisation = await channel.authorise(request, { authority, now });
   } catch (error) {
-    if (isRefusal(error)) await recordRefusal(db, id, channel.name, actor, error, now);
+    if (isRefusal(error) && continued === undefined)
+      await recordRefusal(db, id, channel.name, actor, error, now);
     throw error;
   }
 
   try {
     await db.transaction().execute(async (trx) => {
-      await createApplication(trx, {
-        id,
-        channel: channel.name,
-        personId: authorisation.personId,
-        iccid: authorisation.sim.iccid,
-        evidence: authorisation.evidence,
+      if (continued === undefined)
+        await createApplication(trx, {
+          id,
+          channel: channel.name,
+          personId: authorisation.personId,
+          iccid: authorisation.sim.iccid,
+          evidence: authorisation.evidence,
+          actor,
+          now,
+        });
+      else await assertContinues(trx, id, authorisation);
+      await authorisation.consume(trx, id);
+      await advanceApplication(trx, id, "verified", {
         actor,
         now,
+        ...(continued === undefined ? {} : { evidence: authorisation.evidence }),
       });
-      await authorisation.consume(trx, id);
-      await advanceApplication(trx, id, "verified", { actor, now });
     });
   } catch (error) {
-    if (isRefusal(error))
+    if (isRefusal(error) && continued === undefined)
       await recordRefusal(db, id, channel.name, actor, error, now, {
         personId: authorisation.personId,
         iccid: authorisation.sim.iccid,
@@ -163,7 +173,30 @@ export async function submitApplication<Request>(
   return { application, certificate: result.der };
 }
 
-async function recordRefusal(
+/**
+ * A continued application is for the person and the SIM the channel authorised. (Not necessarily the
+ * same channel: the counter may continue a postal application referred to it.)
+ */
+async function assertContinues(
+  trx: Kysely<RegistrySchema>,
+  id: string,
+  authorisation: Authorisation,
+): Promise<void> {
+  const row = await trx
+    .selectFrom("applications")
+    .select(["person_id", "iccid"])
+    .where("id", "=", id)
+    .executeTakeFirst();
+  if (!row) throw new JpkiError("not-found", `no application ${id}`);
+  if (row.person_id !== authorisation.personId || row.iccid !== authorisation.sim.iccid)
+    throw new JpkiError(
+      "integrity",
+      `application ${id} is not for this person and SIM: the channel's authorisation does not continue it`,
+    );
+}
+
+/** Records a refused request as a failed application with the refusal as its reason. */
+export async function recordRefusal(
   db: Kysely<RegistrySchema>,
   id: string,
   channel: ApplicationRecord["channel"],

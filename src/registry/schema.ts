@@ -214,7 +214,17 @@ export interface OcspResponsesTable {
 export interface ApplicationsTable {
   id: string;
   channel: "online" | "postal" | "counter";
-  status: "received" | "verified" | "issued" | "delivering" | "delivered" | "failed";
+  status:
+    | "received"
+    /** Postal channel: the restricted-delivery mail with the access code is out (src/ra/postal.ts). */
+    | "awaiting-code"
+    /** Postal channel: the mail came back; the municipal counter continues the application. */
+    | "referred-to-counter"
+    | "verified"
+    | "issued"
+    | "delivering"
+    | "delivered"
+    | "failed";
   person_id: string | null;
   iccid: string | null;
   certificate_serial: string | null;
@@ -244,6 +254,51 @@ export interface ApplicationNoncesTable {
   application_id: string | null;
 }
 
+/**
+ * An access code of the postal channel (src/ra/access-codes.ts): only a salted hash, never the code.
+ * Void when used, past `expires_at`, after the maximum of wrong attempts, or voided (mail returned).
+ */
+export interface AccessCodesTable {
+  id: string;
+  application_id: string;
+  /** 16 random octets, the HMAC-SHA256 key of `code_hash`. */
+  salt: Buffer;
+  /** HMAC-SHA256(salt, the code in its canonical form). */
+  code_hash: Buffer;
+  failed_attempts: number;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  voided_at: Timestamp | null;
+  void_reason: string | null;
+}
+
+/**
+ * A restricted-delivery mail item (本人限定受取郵便) in the post office's hands (src/post/): who it is
+ * for and where, its status, and the sealed letter until it is handed over or returned.
+ */
+export interface MailItemsTable {
+  tracking_number: string;
+  sender: string;
+  /** The sender's reference (J-LIS: the application number), for returns. */
+  sender_reference: string;
+  /** The sandbox person the name on the envelope designates (the simulation's ground truth). */
+  addressee_id: string;
+  addressee_name: string;
+  address: string;
+  status: "sent" | "delivered" | "returned";
+  /** The letter, AES-256-GCM under the envelope key; emptied (NULL) at handover or return. */
+  sealed_letter: Buffer | null;
+  delivery_attempts: number;
+  last_failure: string | null;
+  /** Set at the first attempt: held at the post office until then, then returned to the sender. */
+  hold_until: Timestamp | null;
+  sent_at: Timestamp;
+  delivered_at: Timestamp | null;
+  returned_at: Timestamp | null;
+  updated_at: Timestamp;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -260,6 +315,8 @@ export interface RegistrySchema {
   applications: ApplicationsTable;
   application_events: ApplicationEventsTable;
   application_nonces: ApplicationNoncesTable;
+  access_codes: AccessCodesTable;
+  mail_items: MailItemsTable;
 }
 
 export type Person = Selectable<PersonsTable>;

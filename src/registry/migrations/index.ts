@@ -10,6 +10,7 @@ import * as status from "./002-status.js";
 import * as crlEntries from "./003-crl-entries.js";
 import * as crlEntryDer from "./005-crl-entry-der.js";
 import * as applications from "./006-applications.js";
+import * as postal from "./007-postal.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   "003-crl-entries": crlEntries,
   "005-crl-entry-der": crlEntryDer,
   "006-applications": applications,
+  "007-postal": postal,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
