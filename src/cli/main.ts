@@ -12,6 +12,14 @@ import { caExport, caInit } from "./commands/ca.js";
 import { cardServe, simCreate, simServe } from "./commands/card.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
+import {
+  clerkAdd,
+  clerkDisable,
+  clerkEnable,
+  clerkList,
+  counterApply,
+  counterUnblockPin,
+} from "./commands/counter.js";
 import { crlPublish } from "./commands/crl.js";
 import { demoCommand } from "./commands/demo.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
@@ -42,6 +50,12 @@ export const commands: readonly Command[] = [
   verifierList,
   verifierDisable,
   verifierEnable,
+  clerkAdd,
+  clerkList,
+  clerkDisable,
+  clerkEnable,
+  counterApply,
+  counterUnblockPin,
   startCommand,
   rpServe,
   loginCommand,

@@ -109,6 +109,44 @@ async function securityDomainCertificate(
   return der;
 }
 
+/** A card signing certificate the registry vouches for: who it is, at the moment of the check. */
+export interface CardSigner {
+  readonly serial: string;
+  readonly personId: string;
+  readonly cardId: string;
+}
+
+/**
+ * The card signing certificate that signed something (a CMS signer): the registry's own
+ * certificate with that serial, byte for byte (so it chains to the signing CA, which is checked
+ * too), valid now: issued, not held, revoked or past notAfter. `what` names the signed thing in the
+ * refusals, `instead` says what to do when the certificate is not valid.
+ */
+export async function cardSigner(
+  context: ChannelContext,
+  certificate: Buffer,
+  what: string,
+  instead: string,
+): Promise<CardSigner> {
+  const { authority, now } = context;
+  const signer = parseCertificate(certificate);
+  const row = await authority.registry.db
+    .selectFrom("certificates")
+    .select(["serial", "issuer", "kind", "status", "not_after", "der", "person_id", "card_id"])
+    .where("serial", "=", signer.serialHex)
+    .executeTakeFirst();
+  if (row?.issuer !== "sign" || row.kind !== "card-sign" || !row.der || !toBuffer(row.der).equals(signer.der))
+    return refuse(`${what} is not signed with a My Number card signing certificate this JPKI issued`);
+  if (!signedBy(signer.der, authority.certificates.sign))
+    refuse("the signing certificate does not chain to the signing CA");
+  const status = effectiveStatus(row, now);
+  if (status !== "issued") forbid(`the card's signing certificate is ${status}: ${instead}`);
+  if (signer.notBefore > now) forbid("the card's signing certificate is not valid yet");
+  if (!row.card_id || !row.person_id)
+    throw new JpkiError("integrity", `card signing certificate ${row.serial} has no card in the registry`);
+  return { serial: row.serial, personId: row.person_id, cardId: row.card_id };
+}
+
 /** The card a phone certificate is linked to, and what the link imposes. */
 export interface CardLink {
   readonly personId: string;

@@ -18,13 +18,10 @@
  * The person and the card come from the signing certificate's registry row, never from the content.
  */
 import { JpkiError } from "../errors.js";
-import { parseCertificate } from "../pki/certificate.js";
 import { verifySignedData } from "../pki/cms.js";
-import { toBuffer } from "../registry/db.js";
-import { effectiveStatus } from "../registry/lifecycle.js";
 import { parseApplicationContent } from "./application-content.js";
 import type { ApplicationChannel, Authorisation, ChannelContext } from "./channel.js";
-import { attestedSimKey, cardLink, signedBy } from "./evidence.js";
+import { attestedSimKey, cardLink, cardSigner } from "./evidence.js";
 import { consumeNonce } from "./nonces.js";
 
 /** The largest application accepted (a real one is about 4 KiB: content, certificate, signature). */
@@ -43,7 +40,7 @@ export interface OnlineChannelOptions {
 const refuse = (message: string): never => {
   throw new JpkiError("bad-input", message);
 };
-const forbid = (message: string): never => {
+const _forbid = (message: string): never => {
   throw new JpkiError("forbidden", message);
 };
 
@@ -57,33 +54,18 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
 
   async authorise(request: OnlineApplication, context: ChannelContext): Promise<Authorisation> {
     const { authority, now } = context;
-    const db = authority.registry.db;
+    const _db = authority.registry.db;
     if (request.signedData.length > MAX_ONLINE_APPLICATION_BYTES)
       refuse(`the application is larger than ${MAX_ONLINE_APPLICATION_BYTES} octets`);
     const signed = verifySignedData(request.signedData);
 
     // 2. The signer: the registry's card signing certificate, valid now.
-    const signer = parseCertificate(signed.signerCertificate);
-    const row = await db
-      .selectFrom("certificates")
-      .select(["serial", "issuer", "kind", "status", "not_after", "der", "person_id", "card_id"])
-      .where("serial", "=", signer.serialHex)
-      .executeTakeFirst();
-    if (
-      row?.issuer !== "sign" ||
-      row.kind !== "card-sign" ||
-      !row.der ||
-      !toBuffer(row.der).equals(signer.der)
-    )
-      refuse("the application is not signed with a My Number card signing certificate this JPKI issued");
-    if (!signedBy(signer.der, authority.certificates.sign))
-      refuse("the signing certificate does not chain to the signing CA");
-    const status = effectiveStatus(row!, now);
-    if (status !== "issued")
-      forbid(
-        `the card's signing certificate is ${status === "suspended" ? "suspended" : status}: it cannot sign an application`,
-      );
-    if (signer.notBefore > now) forbid("the card's signing certificate is not valid yet");
+    const signer = await cardSigner(
+      context,
+      signed.signerCertificate,
+      "the application",
+      "it cannot sign an application",
+    );
 
     // 3. The content.
     const content = parseApplicationContent(signed.content);
@@ -96,16 +78,14 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
     const { sim, statement } = await attestedSimKey(context, content);
 
     // The person and the card behind the signing certificate.
-    if (!row!.card_id || !row!.person_id)
-      throw new JpkiError("integrity", `card signing certificate ${row!.serial} has no card in the registry`);
-    const link = await cardLink(context, row!.card_id, row!.person_id);
+    const link = await cardLink(context, signer.cardId, signer.personId);
 
     return {
       ...link,
       sim,
       subjectSpki: content.publicKey,
       evidence: {
-        signingCertificate: row!.serial,
+        signingCertificate: signer.serial,
         applicationTime: content.time.toISOString(),
         carrier: content.carrier,
         appletInstance: content.appletInstance,

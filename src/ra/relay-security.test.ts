@@ -13,7 +13,7 @@
  * - Replaying the recorded session to the SIM achieves nothing: new ephemeral keys, other session keys.
  */
 import assert from "node:assert/strict";
-import { createPrivateKey, type KeyObject } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseCommandApdu } from "../card/apdu.js";
@@ -24,6 +24,7 @@ import { loadUiccState } from "../card/uicc/state.js";
 import { cardManagerKeys } from "../mno/carriers.js";
 import { JpkiApp } from "../phone/app.js";
 import { dataDirPassphrase } from "../server/authority.js";
+import { secretParts } from "../testing/secrets.js";
 import { DEFAULT_SIGN_PASSWORD } from "./card-issuance.js";
 import { inProcessJlis } from "./jlis-client.js";
 import { jlisKeyPath } from "./jlis-credentials.js";
@@ -33,17 +34,6 @@ import { openRaSandbox } from "./ra-fixture.js";
 const SIM_PIN = "8642";
 /** Secure messaging of SCP11 (Amd F §6.2): C-MAC, C-DECRYPTION, R-MAC, R-ENCRYPTION, 8-byte MACs. */
 const SCP11_LEVEL = 0x33;
-
-/** The secret parts of a private key as they could appear in bytes: the whole DER and each JWK field. */
-function secretParts(key: KeyObject): Buffer[] {
-  const jwk = key.export({ format: "jwk" });
-  return [
-    key.export({ type: "pkcs8", format: "der" }),
-    ...(["d", "p", "q", "dp", "dq", "qi"] as const).flatMap((f) =>
-      jwk[f] ? [Buffer.from(jwk[f] as string, "base64url")] : [],
-    ),
-  ];
-}
 
 test("the carrier's relay record holds no secret, and its own keys open nothing of J-LIS's session", async () => {
   const sandbox = await openRaSandbox();

@@ -30,7 +30,15 @@ forEachDialect((dialect, open) => {
     const migrations = await sql<{ name: string }>`select name from kysely_migration`.execute(again.db);
     assert.deepEqual(
       migrations.rows.map((r) => r.name),
-      ["001-initial", "002-status", "003-crl-entries", "005-crl-entry-der", "006-applications", "007-postal"],
+      [
+        "001-initial",
+        "002-status",
+        "003-crl-entries",
+        "005-crl-entry-der",
+        "006-applications",
+        "007-postal",
+        "008-counter",
+      ],
     );
     const head = await again.db.selectFrom("audit_head").selectAll().execute();
     assert.deepEqual(head, [{ id: 1, seq: 0, hash: "0".repeat(64) }]);

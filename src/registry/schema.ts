@@ -299,6 +299,50 @@ export interface MailItemsTable {
   updated_at: Timestamp;
 }
 
+/** A municipality (市区町村) whose clerks serve at a counter, by its local government code. */
+export interface MunicipalitiesTable {
+  /** 全国地方公共団体コード: 6 digits, the last a check digit (src/municipality/codes.ts). */
+  code: string;
+  /** Its full name with the prefecture, e.g. 東京都千代田区: the address of record starts with it. */
+  name: string;
+  created_at: Timestamp;
+}
+
+/** A counter clerk's account (src/municipality/clerks.ts), bound to one municipality. */
+export interface ClerksTable {
+  id: string;
+  municipality_code: string;
+  /** Who the account is for (a name or a desk), for people reading the audit log. */
+  label: string | null;
+  /** SHA-256 (hex) of the clerk's token; the token itself is shown once, when the account is made. */
+  token_hash: string;
+  status: "active" | "disabled";
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/**
+ * One identity verification at the counter (本人確認, src/ra/counter.ts), recorded in the transaction
+ * of what it allowed: a counter application (`subject` = the application number) or a PIN unblock
+ * (`subject` = the SIM's ICCID).
+ */
+export interface CounterIdentityChecksTable {
+  id: string;
+  clerk_id: string;
+  municipality_code: string;
+  /** `card-signature`: the card signed J-LIS's challenge; `documents`: the clerk saw the documents. */
+  method: "card-signature" | "documents";
+  purpose: "application" | "pin-unblock";
+  person_id: string;
+  card_id: string;
+  /** The card signing certificate that signed (card-signature). */
+  signing_serial: string | null;
+  /** The documents the clerk saw, comma-separated kinds (documents). */
+  documents: string | null;
+  subject: string;
+  at: Timestamp;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -317,6 +361,9 @@ export interface RegistrySchema {
   application_nonces: ApplicationNoncesTable;
   access_codes: AccessCodesTable;
   mail_items: MailItemsTable;
+  municipalities: MunicipalitiesTable;
+  clerks: ClerksTable;
+  counter_identity_checks: CounterIdentityChecksTable;
 }
 
 export type Person = Selectable<PersonsTable>;

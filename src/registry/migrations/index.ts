@@ -11,6 +11,7 @@ import * as crlEntries from "./003-crl-entries.js";
 import * as crlEntryDer from "./005-crl-entry-der.js";
 import * as applications from "./006-applications.js";
 import * as postal from "./007-postal.js";
+import * as counter from "./008-counter.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   "005-crl-entry-der": crlEntryDer,
   "006-applications": applications,
   "007-postal": postal,
+  "008-counter": counter,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
