@@ -17,7 +17,7 @@
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
 import { smartphoneAuthenticationCertificateTbs } from "../pki/profiles.js";
-import { issueCertificates } from "../registry/issuance.js";
+import { type IssuanceRequest, issueCertificates } from "../registry/issuance.js";
 import { doubleIssuanceHooks } from "../registry/lifecycle.js";
 import type { RegistrySchema } from "../registry/schema.js";
 import type { Authority } from "../server/authority.js";
@@ -44,6 +44,11 @@ export interface SubmitOptions {
 const isRefusal = (error: unknown): error is JpkiError =>
   error instanceof JpkiError && ["bad-input", "forbidden", "conflict", "not-found"].includes(error.code);
 
+/** One application's end in a batch: the certificate, or why not (a refusal or a failure). */
+export type ApplicationOutcome =
+  | { readonly ok: true; readonly value: SubmittedApplication }
+  | { readonly ok: false; readonly error: unknown };
+
 /**
  * Runs one application through `channel` to a signed smartphone user-authentication certificate.
  * Throws the channel's or the policy's refusal (after recording it) or a failure of ours.
@@ -54,123 +59,281 @@ export async function submitApplication<Request>(
   request: Request,
   options: SubmitOptions = {},
 ): Promise<SubmittedApplication> {
+  const [outcome] = await submitApplications(authority, channel, [request], options);
+  if (!outcome!.ok) throw outcome!.error;
+  return outcome!.value;
+}
+
+interface Item<Request> {
+  readonly request: Request;
+  /** The application an earlier step of the channel recorded (postal, counter), if any. */
+  readonly continued: string | undefined;
+  readonly id: string;
+  authorisation?: Authorisation;
+  error?: unknown;
+  application?: ApplicationRecord;
+  certificate?: Buffer;
+}
+
+/**
+ * Runs a batch of applications of one channel together, each with its own outcome: the examinations
+ * run side by side, the records of all share one transaction, and the issuance one registry batch
+ * (one transaction for the pending rows, one for the certificates), so the database's commits are
+ * paid once per batch rather than per application (ApplicationDesk gathers the batches).
+ */
+export async function submitApplications<Request>(
+  authority: Authority,
+  channel: ApplicationChannel<Request>,
+  requests: readonly Request[],
+  options: SubmitOptions = {},
+): Promise<ApplicationOutcome[]> {
   const now = options.now ?? new Date();
   const actor = options.actor ?? `ra:${channel.name}`;
   const db = authority.registry.db;
-  const continued = channel.continues?.(request);
-  const id = continued ?? newApplicationNumber();
+  const items: Item<Request>[] = requests.map((request) => {
+    const continued = channel.continues?.(request);
+    return { request, continued, id: continued ?? newApplicationNumber() };
+  });
 
-  let authorisation: Authorisation;
-  try {
-    authorisation = await channel.authorise(request, { authority, now });
-  } catch (error) {
-    if (isRefusal(error) && continued === undefined)
-      await recordRefusal(db, id, channel.name, actor, error, now);
-    throw error;
-  }
+  // 1. Examination, side by side.
+  await Promise.all(
+    items.map(async (item) => {
+      try {
+        item.authorisation = await channel.authorise(item.request, { authority, now });
+      } catch (error) {
+        item.error = error;
+      }
+    }),
+  );
 
-  try {
-    await db.transaction().execute(async (trx) => {
-      if (continued === undefined)
-        await createApplication(trx, {
-          id,
-          channel: channel.name,
-          personId: authorisation.personId,
-          iccid: authorisation.sim.iccid,
-          evidence: authorisation.evidence,
-          actor,
-          now,
-        });
-      else await assertContinues(trx, id, authorisation);
-      await authorisation.consume(trx, id);
-      await advanceApplication(trx, id, "verified", {
-        actor,
-        now,
-        ...(continued === undefined ? {} : { evidence: authorisation.evidence }),
+  // 2. The records, in one transaction. A refusal met there (a nonce used meanwhile) takes its item
+  // out and the others are recorded again without it, so nothing of the refused one stays.
+  let pending = items.filter((i) => i.authorisation);
+  while (pending.length > 0) {
+    let refused: Item<Request> | undefined;
+    try {
+      await db.transaction().execute(async (trx) => {
+        for (const item of pending) {
+          try {
+            await recordVerified(trx, item, channel.name, actor, now);
+          } catch (error) {
+            if (isRefusal(error)) refused = item;
+            throw error;
+          }
+        }
       });
+      break;
+    } catch (error) {
+      if (!refused) {
+        for (const item of pending) item.error = error;
+        pending = [];
+        break;
+      }
+      refused.error = error;
+      pending = pending.filter((i) => i !== refused);
+    }
+  }
+  for (const item of items)
+    if (item.error !== undefined && isRefusal(item.error) && item.continued === undefined)
+      await recordRefusal(db, item.id, channel.name, actor, item.error, now, {
+        personId: item.authorisation?.personId,
+        iccid: item.authorisation?.sim.iccid,
+      });
+
+  // 3. Issuance: the whole batch, or one by one when the policy refused within it.
+  const verified = items.filter((i) => i.error === undefined);
+  if (verified.length > 0)
+    try {
+      await issueFor(authority, verified, actor);
+    } catch (error) {
+      if (verified.length === 1 || !isRefusal(error)) await failAll(authority, verified, actor, error);
+      else
+        for (const item of verified)
+          await issueFor(authority, [item], actor).catch((single) =>
+            failAll(authority, [item], actor, single),
+          );
+    }
+
+  return items.map(
+    (item): ApplicationOutcome =>
+      item.error === undefined && item.application && item.certificate
+        ? { ok: true, value: { application: item.application, certificate: item.certificate } }
+        : {
+            ok: false,
+            error: item.error ?? new JpkiError("internal", `application ${item.id} ended without a result`),
+          },
+  );
+}
+
+/** Records an authorised application as `verified` (new, or continued), using up its single-use proof. */
+async function recordVerified<Request>(
+  trx: Kysely<RegistrySchema>,
+  item: Item<Request>,
+  channel: ApplicationRecord["channel"],
+  actor: string,
+  now: Date,
+): Promise<void> {
+  const authorisation = item.authorisation!;
+  if (item.continued === undefined)
+    await createApplication(trx, {
+      id: item.id,
+      channel,
+      personId: authorisation.personId,
+      iccid: authorisation.sim.iccid,
+      evidence: authorisation.evidence,
+      actor,
+      now,
     });
-  } catch (error) {
-    if (isRefusal(error) && continued === undefined)
-      await recordRefusal(db, id, channel.name, actor, error, now, {
-        personId: authorisation.personId,
-        iccid: authorisation.sim.iccid,
-      });
-    throw error;
-  }
+  else await assertContinues(trx, item.id, authorisation);
+  await authorisation.consume(trx, item.id);
+  await advanceApplication(trx, item.id, "verified", {
+    actor,
+    now,
+    ...(item.continued === undefined ? {} : { evidence: authorisation.evidence }),
+  });
+}
 
+/** The registry's crash-safe issuance for verified applications, the policy and the records in its transactions. */
+async function issueFor<Request>(authority: Authority, items: Item<Request>[], actor: string): Promise<void> {
+  const db = authority.registry.db;
   const policy = doubleIssuanceHooks(authority.policies, actor);
-  const { validity } = authorisation;
-  let application: ApplicationRecord | undefined;
-  let results: Awaited<ReturnType<typeof issueCertificates>>;
-  try {
-    results = await issueCertificates(
-      db,
-      authority.signers,
-      [
-        {
-          issuer: "auth",
-          kind: "phone-auth",
-          medium: "sim",
-          personId: authorisation.personId,
-          cardId: authorisation.cardId,
-          simId: authorisation.sim.id,
-          parentSerial: authorisation.parentSerial,
-          ...validity,
-          buildTbs: (serial, shard) =>
-            smartphoneAuthenticationCertificateTbs({
-              serial,
-              shard,
-              issuer: authority.issuerKey("auth"),
-              subjectSpki: authorisation.subjectSpki,
-              validity,
-              baseUrl: authority.config.baseUrl,
-            }),
-        },
-      ],
-      {
-        actor,
-        async onPending(trx, stored) {
-          await policy.onPending(trx, stored);
-          await trx
-            .updateTable("applications")
-            .set({ certificate_serial: stored[0]!.serial })
-            .where("id", "=", id)
-            .execute();
-        },
-        async onIssued(trx, issued) {
-          await policy.onIssued(trx, issued);
-          application = await advanceApplication(trx, id, "issued", {
-            actor,
-            certificateSerial: issued[0]!.serial,
-          });
-        },
-      },
+  const byRequest = new Map<IssuanceRequest, Item<Request>>();
+  const requests = items.map((item) => {
+    const a = item.authorisation!;
+    const request: IssuanceRequest = {
+      issuer: "auth",
+      kind: "phone-auth",
+      medium: "sim",
+      personId: a.personId,
+      cardId: a.cardId,
+      simId: a.sim.id,
+      parentSerial: a.parentSerial,
+      ...a.validity,
+      buildTbs: (serial, shard) =>
+        smartphoneAuthenticationCertificateTbs({
+          serial,
+          shard,
+          issuer: authority.issuerKey("auth"),
+          subjectSpki: a.subjectSpki,
+          validity: a.validity,
+          baseUrl: authority.config.baseUrl,
+        }),
+    };
+    byRequest.set(request, item);
+    return request;
+  });
+  const results = await issueCertificates(db, authority.signers, requests, {
+    actor,
+    async onPending(trx, stored) {
+      await policy.onPending(trx, stored);
+      for (const { serial, request } of stored)
+        await trx
+          .updateTable("applications")
+          .set({ certificate_serial: serial })
+          .where("id", "=", byRequest.get(request)!.id)
+          .execute();
+    },
+    async onIssued(trx, issued) {
+      await policy.onIssued(trx, issued);
+      for (const { serial, request } of issued) {
+        const item = byRequest.get(request)!;
+        item.application = await advanceApplication(trx, item.id, "issued", {
+          actor,
+          certificateSerial: serial,
+        });
+      }
+    },
+  });
+  for (const [i, result] of results.entries()) {
+    const item = items[i]!;
+    if (result.ok) {
+      item.certificate = result.der;
+      continue;
+    }
+    const transient = result.reason.startsWith("signer unavailable");
+    item.error = new JpkiError(
+      transient ? "signer-unavailable" : "internal",
+      `application ${item.id}: the certificate was not issued (${result.reason})${transient ? "; it will be finished when the CA is back" : ""}`,
     );
-  } catch (error) {
-    // The policy refused before anything was signed (strict double issuance), or the registry failed.
-    await db
-      .transaction()
-      .execute((trx) => advanceApplication(trx, id, "failed", { actor, reason: (error as Error).message }));
-    throw error;
-  }
-  const [result] = results;
-  if (!result?.ok || !application) {
-    const reason = result && !result.ok ? result.reason : "no result";
-    const transient = reason.startsWith("signer unavailable");
     // A signer that is away leaves the certificate pending for recovery: the application waits with it.
     if (!transient)
       await db.transaction().execute((trx) =>
-        advanceApplication(trx, id, "failed", {
+        advanceApplication(trx, item.id, "failed", {
           actor,
-          reason: `the certificate was not issued: ${reason}`,
+          reason: `the certificate was not issued: ${result.reason}`,
         }),
       );
-    throw new JpkiError(
-      transient ? "signer-unavailable" : "internal",
-      `application ${id}: the certificate was not issued (${reason})${transient ? "; it will be finished when the CA is back" : ""}`,
-    );
   }
-  return { application, certificate: result.der };
+}
+
+/** Fails verified applications whose issuance was refused (strict double issuance) or broke. */
+async function failAll<Request>(authority: Authority, items: Item<Request>[], actor: string, error: unknown) {
+  await authority.registry.db.transaction().execute(async (trx) => {
+    for (const item of items) {
+      item.error = error;
+      await advanceApplication(trx, item.id, "failed", { actor, reason: (error as Error).message });
+    }
+  });
+}
+
+export interface ApplicationDeskOptions extends SubmitOptions {
+  /** Applications examined together at most (default 64). */
+  readonly maxBatch?: number;
+  /** Batches in progress at once (default 2: one is signed while the next is examined). */
+  readonly concurrency?: number;
+}
+
+/**
+ * The RA's desk (窓口) for one channel: applications that arrive while a batch is in progress wait and
+ * go together in the next (submitApplications), so under load many share each transaction, and a
+ * lone application goes at once. Each caller gets its own application's outcome.
+ */
+export class ApplicationDesk<Request> {
+  private readonly queue: {
+    request: Request;
+    resolve: (value: SubmittedApplication) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly authority: Authority,
+    private readonly channel: ApplicationChannel<Request>,
+    private readonly options: ApplicationDeskOptions = {},
+  ) {}
+
+  submit(request: Request): Promise<SubmittedApplication> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    if (this.queue.length === 0 || this.running >= (this.options.concurrency ?? 2)) return;
+    const batch = this.queue.splice(0, this.options.maxBatch ?? 64);
+    this.running++;
+    submitApplications(
+      this.authority,
+      this.channel,
+      batch.map((b) => b.request),
+      this.options,
+    )
+      .then(
+        (outcomes) => {
+          for (const [i, outcome] of outcomes.entries())
+            if (outcome.ok) batch[i]!.resolve(outcome.value);
+            else batch[i]!.reject(outcome.error);
+        },
+        (error) => {
+          for (const b of batch) b.reject(error);
+        },
+      )
+      .finally(() => {
+        this.running--;
+        this.next();
+      });
+  }
 }
 
 /**

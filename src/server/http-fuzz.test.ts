@@ -205,6 +205,9 @@ describe("random requests never get a 5xx", () => {
   test("requests that are not HTTP at all are answered 400 or dropped, and the server goes on", async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 400 }), async (raw) => {
+        // Only line ends: blank lines before a request line are allowed (RFC 9112 §2.2), so the server
+        // rightly waits for the request; that is no answer to check.
+        if (raw.every((b) => b === 0x0a || b === 0x0d)) return;
         const status = await exchange(Buffer.concat([Buffer.from(raw), Buffer.from("\r\n\r\n")]));
         assert.ok(status === 0 || (status >= 400 && status < 500), String(status));
       }),

@@ -72,17 +72,31 @@ function crlOperation(kind: "full" | "delta") {
   };
 }
 
+const jsonResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: { type: "object" } } },
+});
+
+const pathParameter = (name: string, description: string) => ({
+  name,
+  in: "path",
+  required: true,
+  description,
+  schema: { type: "string" },
+});
+
 /** The OpenAPI 3.1 document of the status server. */
 export function openApiDocument(): Record<string, unknown> {
   return {
     openapi: "3.1.0",
     info: {
-      title: "jpki-mobile status services",
+      title: "jpki-mobile services",
       version: "1",
       description:
         "Revocation status of the JPKI sandbox's certificates for registered verifiers: an OCSP " +
         "responder (RFC 6960, RFC 5019 profile, RFC 8954 nonce) and sharded CRLs. Tokens come from " +
-        "`jpki-mobile verifier add`.",
+        "`jpki-mobile verifier add`. J-LIS's RA (online applications) and the carriers' OTA relays " +
+        "under /api.",
     },
     paths: {
       "/ocsp": {
@@ -129,6 +143,75 @@ export function openApiDocument(): Record<string, unknown> {
       },
       "/crl/{ca}/{shard}.crl": crlOperation("full"),
       "/crl/{ca}/{shard}-delta.crl": crlOperation("delta"),
+      "/api/ra/nonces": {
+        post: {
+          summary: "A nonce for an online application (single use, 10 minutes)",
+          responses: { "201": jsonResponse("{ nonce (base64), expiresAt }") },
+        },
+      },
+      "/api/ra/sims/{iccid}/key": {
+        post: {
+          summary: "J-LIS generates the user-authentication key pair on the SIM, over its carrier's relay",
+          description:
+            "Body `{ nonce }` (base64). Answers once the phone has relayed J-LIS's secured commands: " +
+            "`{ publicKey, attestation }` (base64 SPKI and the SIM's KeyAttestation over the nonce).",
+          parameters: [pathParameter("iccid", "the SIM's ICCID")],
+          responses: {
+            "200": jsonResponse("{ publicKey, attestation }"),
+            "404": errorResponse("Unknown SIM"),
+          },
+        },
+      },
+      "/api/ra/applications": {
+        post: {
+          summary: "Submit an online application: CMS SignedData made by the My Number card",
+          requestBody: {
+            required: true,
+            description: "DER ContentInfo of at most 64 KiB (docs/application-format.md)",
+            content: { "application/cms": { schema: { type: "string", format: "binary" } } },
+          },
+          responses: {
+            "201": jsonResponse("{ applicationId, status, certificateSerial, failureReason }"),
+            "400": errorResponse("Malformed, forged, or not this JPKI's card"),
+            "403": errorResponse("Refused: certificate held or revoked, SIM inactive, ..."),
+            "409": errorResponse("A replayed application (its nonce was used)"),
+            "413": errorResponse("Larger than 64 KiB"),
+            "415": errorResponse("Not application/cms"),
+          },
+        },
+      },
+      "/api/ra/applications/{number}": {
+        get: {
+          summary: "An application's status and history (no personal data)",
+          parameters: [pathParameter("number", "AP-XXXX-XXXX-XXXX")],
+          responses: {
+            "200": jsonResponse("{ applicationId, channel, status, history }"),
+            "404": errorResponse("None"),
+          },
+        },
+      },
+      "/api/ra/applications/{number}/delivery": {
+        post: {
+          summary: "J-LIS writes the issued certificate to the SIM, over its carrier's relay (idempotent)",
+          parameters: [pathParameter("number", "AP-XXXX-XXXX-XXXX")],
+          responses: { "200": jsonResponse("the application"), "409": errorResponse("Not deliverable") },
+        },
+      },
+      "/api/mno/relay/{iccid}": {
+        get: {
+          summary:
+            "The phone pulls the secured commands waiting for its SIM (long polling: ?wait=seconds, up to 30)",
+          parameters: [pathParameter("iccid", "the SIM's ICCID")],
+          responses: { "200": jsonResponse("{ commands: [{ id, command (base64 APDU) }] }") },
+        },
+      },
+      "/api/mno/relay/{iccid}/{id}": {
+        post: {
+          summary: "The phone posts the SIM's response to command id: body { response } (base64)",
+          parameters: [pathParameter("iccid", "the SIM's ICCID"), pathParameter("id", "the command's id")],
+          responses: { "204": { description: "Taken" }, "409": errorResponse("Not waiting for a response") },
+        },
+      },
       "/healthz": {
         get: {
           summary: "Whether the database answers and the OCSP signers work",

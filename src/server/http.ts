@@ -6,6 +6,7 @@
  *   GET  /ocsp/{base64 request}      the same, URL-encoded in the path; cacheable answers (RFC 5019 §5, §6)
  *   GET  /crl/{auth|sign}/{n}.crl    complete CRL of shard n; {n}-delta.crl its delta CRL
  *   GET  /healthz  /metrics  /openapi.json  /docs
+ *   /api/ra/..., /api/mno/relay/...  J-LIS's RA and the carriers' relays (ra-api.ts), as JSON
  *
  * OCSP and CRLs are for registered verifiers, and each lookup is counted for the verifier. The token
  * goes in `Authorization: Bearer <token>` (RFC 6750 §2.1), or, for clients that cannot add a header
@@ -42,8 +43,10 @@ import {
 } from "../status/ocsp.js";
 import { OcspRefresher, type OcspRefresherOptions } from "../status/ocsp-refresher.js";
 import { type Authority, KEY_LABELS } from "./authority.js";
+import { readBody } from "./http-body.js";
 import { StatusMetrics } from "./http-metrics.js";
 import { docsHtml, openApiDocument } from "./http-openapi.js";
+import { RaApi } from "./ra-api.js";
 
 /** The largest OCSP request accepted: the codec's own bound (64 KiB). */
 export const MAX_OCSP_REQUEST_BYTES = OCSP_REQUEST_LIMITS.maxBytes;
@@ -238,7 +241,16 @@ export interface StatusService {
   close(graceMs?: number): Promise<void>;
 }
 
-type Route = "ocsp_post" | "ocsp_get" | "crl" | "healthz" | "metrics" | "openapi" | "docs" | "unknown";
+type Route =
+  | "ocsp_post"
+  | "ocsp_get"
+  | "crl"
+  | "api"
+  | "healthz"
+  | "metrics"
+  | "openapi"
+  | "docs"
+  | "unknown";
 
 /** One request in flight: its route and start, for the metrics. */
 interface Exchange {
@@ -275,6 +287,7 @@ export function createStatusService(authority: Authority, options: StatusService
     onError: report("writing lookup counts failed (kept for the next flush)"),
   });
   const crls = new CrlStore(db);
+  const api = new RaApi(authority, report("API request failed"));
   const metrics = new StatusMetrics(() => ({
     jpki_ocsp_answers_in_memory: {
       help: "Pre-signed OCSP answers held in memory.",
@@ -530,6 +543,24 @@ export function createStatusService(authority: Authority, options: StatusService
       x.route = "crl";
       return crl(x, path);
     }
+    if (path.startsWith("/api/")) {
+      x.route = "api";
+      const reply = await api.handle(x.req, path, new URLSearchParams(x.query ?? ""));
+      if (reply) {
+        if (reply.body === undefined) return finish(x, reply.status, { "cache-control": "no-store" });
+        const body = `${JSON.stringify(reply.body)}\n`;
+        return finish(
+          x,
+          reply.status,
+          {
+            "content-type": "application/json; charset=utf-8",
+            "content-length": Buffer.byteLength(body),
+            "cache-control": "no-store",
+          },
+          body,
+        );
+      }
+    }
     switch (path) {
       case "/healthz":
         x.route = "healthz";
@@ -612,46 +643,6 @@ export function createStatusService(authority: Authority, options: StatusService
       return closing;
     },
   };
-}
-
-/**
- * Reads a request body of at most `limit` bytes; undefined when it is larger. A declared
- * Content-Length over the limit is refused before a byte is read; a chunked body is cut as soon as it
- * passes the limit.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && !(Number(declared) <= limit)) return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("aborted", onAborted);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        done();
-        resolve(undefined);
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      done();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (error: Error) => {
-      done();
-      reject(error);
-    };
-    const onAborted = () => onError(new Error("the client aborted the request"));
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("aborted", onAborted);
-  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

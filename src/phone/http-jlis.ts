@@ -1,0 +1,123 @@
+/**
+ * The JPKI app's network side: J-LIS's RA and the SIM carrier's relay over HTTP (src/server/ra-api.ts),
+ * when the phone runs apart from J-LIS. `httpJlis` is the app's JlisClient; `httpRelayAgent` is the
+ * admin agent that pulls the commands J-LIS left at the carrier for this SIM, runs them on the SIM and
+ * posts the answers (SCP81/SERAM style: the device opens the session).
+ */
+import type { CardTransport } from "../card/card.js";
+import { type ErrorCode, JpkiError } from "../errors.js";
+import type { ApplicationAnswer, JlisClient } from "./app.js";
+
+const ERROR_CODES: readonly ErrorCode[] = [
+  "bad-input",
+  "not-found",
+  "conflict",
+  "forbidden",
+  "integrity",
+  "signer-unavailable",
+  "internal",
+];
+
+async function call(url: string, init: RequestInit): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    throw new JpkiError(
+      "signer-unavailable",
+      `J-LIS cannot be reached at ${url}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const text = await response.text();
+  const body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  if (!response.ok) {
+    const code = ERROR_CODES.find((c) => c === body?.["error"]) ?? "internal";
+    throw new JpkiError(code, String(body?.["reason"] ?? `HTTP ${response.status}`));
+  }
+  return body;
+}
+
+const json = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+/** J-LIS at `baseUrl` (e.g. http://127.0.0.1:8080), as the app's JlisClient. */
+export function httpJlis(baseUrl: string): JlisClient {
+  const api = `${baseUrl.replace(/\/$/, "")}/api/ra`;
+  return {
+    async nonce() {
+      const body = (await call(`${api}/nonces`, { method: "POST" })) as { nonce: string };
+      return Buffer.from(body.nonce, "base64");
+    },
+    async generateKey(iccid, nonce) {
+      const body = (await call(`${api}/sims/${iccid}/key`, json({ nonce: nonce.toString("base64") }))) as {
+        publicKey: string;
+        attestation: string;
+      };
+      return {
+        spki: Buffer.from(body.publicKey, "base64"),
+        attestation: Buffer.from(body.attestation, "base64"),
+      };
+    },
+    async submit(signedData) {
+      return (await call(`${api}/applications`, {
+        method: "POST",
+        headers: { "content-type": "application/cms" },
+        body: signedData,
+      })) as ApplicationAnswer;
+    },
+    async deliver(applicationId) {
+      return (await call(`${api}/applications/${applicationId}/delivery`, {
+        method: "POST",
+      })) as ApplicationAnswer;
+    },
+  };
+}
+
+/**
+ * Pulls the SIM's commands from the carrier's relay at `baseUrl` and answers them, until stopped.
+ * Long polling (`wait`, seconds) keeps the delay low without hammering the server.
+ */
+export function httpRelayAgent(
+  baseUrl: string,
+  iccid: string,
+  sim: Pick<CardTransport, "transmit">,
+  options: { waitSeconds?: number; onError?: (error: unknown) => void } = {},
+): { stop(): Promise<void> } {
+  const relay = `${baseUrl.replace(/\/$/, "")}/api/mno/relay/${iccid}`;
+  const controller = new AbortController();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const response = await fetch(`${relay}?wait=${options.waitSeconds ?? 10}`, {
+          signal: controller.signal,
+        });
+        const { commands } = (await response.json()) as { commands: { id: number; command: string }[] };
+        for (const { id, command } of commands) {
+          const answer = await sim.transmit(Buffer.from(command, "base64"));
+          await fetch(`${relay}/${id}`, {
+            ...json({ response: answer.toString("base64") }),
+            signal: controller.signal,
+          });
+        }
+      } catch (error) {
+        if (stopped) return;
+        options.onError?.(error);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      controller.abort();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The JSON APIs of J-LIS's RA and of the carriers' OTA relays (DESIGN §6: `/api/...` per role), as
+ * the phone app uses them when it runs apart from J-LIS (src/phone/http-jlis.ts):
+ *
+ *   POST /api/ra/nonces                          a nonce for an online application
+ *   POST /api/ra/sims/{iccid}/key                J-LIS generates the key on the SIM (over the relay)
+ *   POST /api/ra/applications                    an online application (application/cms)
+ *   GET  /api/ra/applications/{number}           its status and history
+ *   POST /api/ra/applications/{number}/delivery  J-LIS writes the certificate to the SIM (over the relay)
+ *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the commands waiting for its SIM
+ *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's response to one
+ *
+ * Applications arrive at a desk that examines them in batches (ra.ts `ApplicationDesk`): under load,
+ * many share each transaction. Refusals are 4xx with `{ error, reason }`; the citizen's security
+ * does not rest on these endpoints (the card's signature, the SIM's attestation and J-LIS's secure
+ * channel do), so they take no credentials; the relay only ever carries J-LIS's secured commands.
+ */
+import type { IncomingMessage } from "node:http";
+import { JpkiError } from "../errors.js";
+import { OtaRelay } from "../mno/ota-relay.js";
+import { getApplication, parseApplicationNumber } from "../ra/applications.js";
+import { answerOf } from "../ra/jlis-client.js";
+import { issueNonce } from "../ra/nonces.js";
+import { MAX_ONLINE_APPLICATION_BYTES, OnlineChannel } from "../ra/online.js";
+import { deliverCertificate, generateKeyOnSim } from "../ra/provisioning.js";
+import { ApplicationDesk } from "../ra/ra.js";
+import type { Authority } from "./authority.js";
+import { readBody } from "./http-body.js";
+
+export interface ApiReply {
+  readonly status: number;
+  readonly body?: unknown;
+}
+
+/** The longest a phone's pull may wait for commands (long polling). */
+const MAX_WAIT_SECONDS = 30;
+const MAX_JSON_BYTES = 16 * 1024;
+
+const reply = (status: number, body?: unknown): ApiReply => ({
+  status,
+  ...(body === undefined ? {} : { body }),
+});
+const refusal = (status: number, error: string, reason: string) => reply(status, { error, reason });
+
+/** The HTTP status and error name of a JpkiError (src/errors.ts), as every JSON API answers it. */
+export function errorReply(error: unknown): ApiReply {
+  if (error instanceof JpkiError) return refusal(error.status, error.code, error.message);
+  return refusal(500, "internal", "the server failed; the error is logged");
+}
+
+function base64Field(body: unknown, name: string, maxBytes: number): Buffer {
+  const value = (body as Record<string, unknown> | null)?.[name];
+  if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+    throw new JpkiError("bad-input", `${name}: base64 expected`);
+  const bytes = Buffer.from(value, "base64");
+  if (bytes.length === 0 || bytes.length > maxBytes)
+    throw new JpkiError("bad-input", `${name}: 1 to ${maxBytes} octets`);
+  return bytes;
+}
+
+export class RaApi {
+  private readonly relays = new Map<string, OtaRelay>();
+  private readonly desk: ApplicationDesk<{ signedData: Buffer }>;
+
+  constructor(
+    private readonly authority: Authority,
+    private readonly onError: (error: unknown) => void = () => undefined,
+  ) {
+    this.desk = new ApplicationDesk(authority, new OnlineChannel());
+  }
+
+  /** The OTA relay of the carrier that issued SIM `iccid` (routing by the SIM's issuer, never the brand). */
+  async relayOf(iccid: string): Promise<OtaRelay> {
+    const sim = await this.authority.registry.getSimByIccid(iccid);
+    if (!sim?.carrier) throw new JpkiError("not-found", `SIM ${iccid} is not in any carrier's inventory`);
+    let relay = this.relays.get(sim.carrier);
+    if (!relay) {
+      relay = new OtaRelay(sim.carrier);
+      this.relays.set(sim.carrier, relay);
+    }
+    return relay;
+  }
+
+  /** Answers a request under /api/ (`path` without the query); undefined when the path is not ours. */
+  async handle(req: IncomingMessage, path: string, query: URLSearchParams): Promise<ApiReply | undefined> {
+    const parts = path.split("/").slice(1); // "", "api", ...
+    if (parts[0] !== "api") return undefined;
+    const method = req.method ?? "GET";
+    try {
+      const [, role, resource, id, sub, extra] = parts;
+      if (role === "ra" && resource === "nonces" && id === undefined) {
+        if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/nonces");
+        const { nonce, expiresAt } = await issueNonce(this.authority.registry.db);
+        return reply(201, { nonce: nonce.toString("base64"), expiresAt: expiresAt.toISOString() });
+      }
+      if (role === "ra" && resource === "sims" && id && sub === "key" && extra === undefined) {
+        if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);
+        const body = await this.json(req);
+        const nonce = base64Field(body, "nonce", 64);
+        const relay = await this.relayOf(id);
+        const key = await generateKeyOnSim(this.authority, relay.transportFor(id), { iccid: id, nonce });
+        return reply(200, {
+          publicKey: key.spki.toString("base64"),
+          attestation: key.attestation.toString("base64"),
+        });
+      }
+      if (role === "ra" && resource === "applications" && id === undefined) {
+        if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/applications");
+        const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+        if (type !== "application/cms" && type !== "application/pkcs7-mime")
+          return refusal(
+            415,
+            "unsupported-media-type",
+            "an application is CMS SignedData DER: application/cms",
+          );
+        const signedData = await readBody(req, MAX_ONLINE_APPLICATION_BYTES);
+        if (!signedData)
+          return refusal(
+            413,
+            "too-large",
+            `an application has at most ${MAX_ONLINE_APPLICATION_BYTES} octets`,
+          );
+        const { application } = await this.desk.submit({ signedData });
+        return reply(201, answerOf(application));
+      }
+      if (role === "ra" && resource === "applications" && id) {
+        const number = parseApplicationNumber(id);
+        if (sub === undefined) {
+          if (method !== "GET") return refusal(405, "method-not-allowed", `GET ${path}`);
+          const application = await getApplication(this.authority.registry.db, number);
+          if (!application) return refusal(404, "not-found", `no application ${number}`);
+          // What the caller can see without proving who they are: no person, no evidence.
+          return reply(200, {
+            ...answerOf(application),
+            channel: application.channel,
+            history: application.history.map(({ status, at, reason }) => ({ status, at, reason })),
+          });
+        }
+        if (sub === "delivery" && extra === undefined) {
+          if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);
+          const application = await getApplication(this.authority.registry.db, number);
+          if (!application?.iccid) return refusal(404, "not-found", `no application ${number} with a SIM`);
+          const relay = await this.relayOf(application.iccid);
+          await deliverCertificate(this.authority, relay.transportFor(application.iccid), number);
+          return reply(200, answerOf((await getApplication(this.authority.registry.db, number))!));
+        }
+      }
+      if (role === "mno" && resource === "relay" && id) {
+        const relay = await this.relayOf(id);
+        if (sub === undefined && method === "GET") {
+          const wait = Math.min(Math.max(Number(query.get("wait") ?? 0) || 0, 0), MAX_WAIT_SECONDS);
+          return reply(200, { commands: await this.pull(relay, id, wait * 1000) });
+        }
+        if (sub !== undefined && extra === undefined && method === "POST") {
+          const body = await this.json(req);
+          const accepted = relay.respond(id, Number(sub), base64Field(body, "response", 70_000));
+          return accepted
+            ? reply(204)
+            : refusal(409, "conflict", `command ${sub} is not waiting for a response`);
+        }
+        return refusal(
+          405,
+          "method-not-allowed",
+          "GET /api/mno/relay/{iccid}, POST /api/mno/relay/{iccid}/{id}",
+        );
+      }
+      return refusal(404, "not-found", "no such resource; the API is described at /openapi.json and /docs");
+    } catch (error) {
+      if (!(error instanceof JpkiError) || error.status >= 500) this.onError(error);
+      return errorReply(error);
+    }
+  }
+
+  private async json(req: IncomingMessage): Promise<unknown> {
+    const body = await readBody(req, MAX_JSON_BYTES);
+    if (!body) throw new JpkiError("bad-input", `the JSON body is larger than ${MAX_JSON_BYTES} octets`);
+    try {
+      return JSON.parse(body.toString("utf8"));
+    } catch {
+      throw new JpkiError("bad-input", "the body is not JSON");
+    }
+  }
+
+  /** The commands waiting for the SIM, waiting up to `waitMs` for the first one (long polling). */
+  private async pull(relay: OtaRelay, iccid: string, waitMs: number) {
+    let waiting = relay.pull(iccid);
+    if (waiting.length === 0 && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        const stop = relay.onCommand(iccid, done);
+        function done() {
+          clearTimeout(timer);
+          stop();
+          resolve();
+        }
+      });
+      waiting = relay.pull(iccid);
+    }
+    return waiting.map(({ id, command }) => ({ id, command: command.toString("base64") }));
+  }
+}
