@@ -2,7 +2,7 @@
  * Reading certificates (RFC 5280 §4.1) with our strict, bounded DER reader: the fields the registry
  * stores and the CLI prints. It checks structure, not trust: chain and signature checks live elsewhere.
  */
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, type KeyObject, verify } from "node:crypto";
 import type { KeyAlgorithm } from "./algorithms.js";
 import { OID_ECDSA_WITH_SHA256, OID_SHA256_WITH_RSA } from "./algorithms.js";
 import {
@@ -409,14 +409,18 @@ export function issuerKeyOf(caCertificate: ParsedCertificate): IssuerKey {
 /**
  * Checks a certificate's signature with the issuer's public key (Node's crypto, never a JavaScript
  * RSA implementation: LIBRARY-NOTES). Only the two signature algorithms of this project are accepted.
+ * The issuer key: its SPKI DER, or the KeyObject a caller keeps (reading a key costs about as much as
+ * the check).
  */
-export function verifyCertificateSignature(cert: ParsedCertificate, issuerSpki: Buffer): boolean {
+export function verifyCertificateSignature(cert: ParsedCertificate, issuerKey: Buffer | KeyObject): boolean {
   if (
     cert.signatureAlgorithmOid !== OID_SHA256_WITH_RSA &&
     cert.signatureAlgorithmOid !== OID_ECDSA_WITH_SHA256
   )
     return false;
-  const key = createPublicKey({ key: issuerSpki, format: "der", type: "spki" });
+  const key = Buffer.isBuffer(issuerKey)
+    ? createPublicKey({ key: issuerKey, format: "der", type: "spki" })
+    : issuerKey;
   const expected = cert.signatureAlgorithmOid === OID_SHA256_WITH_RSA ? "rsa" : "ec";
   if (key.asymmetricKeyType !== expected) return false;
   try {

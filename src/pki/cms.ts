@@ -9,7 +9,7 @@
 import { constants, createHash, createPublicKey, type KeyObject, privateEncrypt, verify } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { OID_SHA256_WITH_RSA } from "./algorithms.js";
-import { checkName, keyAlgorithmOf, type ParsedCertificate, parseCertificate } from "./certificate.js";
+import { checkName, type ParsedCertificate, parseCertificate } from "./certificate.js";
 import {
   children,
   DerError,
@@ -530,13 +530,11 @@ function rsaPublicKey(
     throw fail(
       `the signer certificate's key is ${key.asymmetricKeyType} (${key.asymmetricKeyDetails?.modulusLength ?? "?"} bits); RSA of 2048 bits is required`,
     );
-  try {
-    // rsaEncryption with NULL parameters only (RFC 3279 §2.3.1): OpenSSL reads an RSA key under other
-    // parameters or OIDs as the same key, which would let other certificate bytes pass for this one.
-    keyAlgorithmOf(cert.spki);
-  } catch (cause) {
-    throw fail("the signer certificate's key is not encoded as rsaEncryption with NULL parameters", cause);
-  }
+  // rsaEncryption with NULL parameters only (RFC 3279 §2.3.1): OpenSSL reads an RSA key under other
+  // parameters or OIDs as the same key, which would let other certificate bytes pass for this one.
+  // An RSA-2048 SPKI is 30 82 01 22, then exactly this AlgorithmIdentifier.
+  if (!cert.spki.subarray(4, 4 + RSA_ENCRYPTION_ALGORITHM.length).equals(RSA_ENCRYPTION_ALGORITHM))
+    throw fail("the signer certificate's key is not encoded as rsaEncryption with NULL parameters");
   return key;
 }
 

@@ -2,7 +2,7 @@
  * Checks every channel makes the same way (channel.ts): the SIM and the key it attests, and the card
  * the phone certificate is linked to.
  */
-import { createHash } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { type KeyAttestationStatement, verifyKeyAttestation } from "../card/uicc/attestation.js";
 import { JpkiError } from "../errors.js";
 import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
@@ -21,6 +21,19 @@ const forbid = (message: string): never => {
   throw new JpkiError("forbidden", message);
 };
 
+/** The CAs' public keys, read once (reading a key costs about as much as checking a signature). */
+const caKeys = new Map<string, KeyObject>();
+
+function caKeyOf(caCertificate: Buffer): KeyObject {
+  const id = caCertificate.toString("base64");
+  let key = caKeys.get(id);
+  if (!key) {
+    key = createPublicKey({ key: parseCertificate(caCertificate).spki, format: "der", type: "spki" });
+    caKeys.set(id, key);
+  }
+  return key;
+}
+
 /** Certificate signatures already checked, by SHA-256 over the CA's and the certificate's DER. */
 const checkedSignatures = new Map<string, true>();
 const CHECKED_SIGNATURES_KEPT = 100_000;
@@ -32,8 +45,7 @@ const CHECKED_SIGNATURES_KEPT = 100_000;
 export function signedBy(certificate: Buffer, caCertificate: Buffer): boolean {
   const key = createHash("sha256").update(caCertificate).update(certificate).digest("base64");
   if (checkedSignatures.has(key)) return true;
-  if (!verifyCertificateSignature(parseCertificate(certificate), parseCertificate(caCertificate).spki))
-    return false;
+  if (!verifyCertificateSignature(parseCertificate(certificate), caKeyOf(caCertificate))) return false;
   if (checkedSignatures.size >= CHECKED_SIGNATURES_KEPT)
     checkedSignatures.delete(checkedSignatures.keys().next().value as string);
   checkedSignatures.set(key, true);

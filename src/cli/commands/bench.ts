@@ -6,6 +6,7 @@ import {
   type RoundTripRate,
 } from "../../../bench/card.js";
 import { benchCrl, type CrlBenchPhase, type CrlBenchResult } from "../../../bench/crl.js";
+import { type IssueBenchResult, runIssueBench } from "../../../bench/issue.js";
 import { benchOcsp, type OcspBenchResult } from "../../../bench/ocsp.js";
 import {
   type Command,
@@ -172,6 +173,7 @@ const OPTIONS_OF = {
   card: ["seconds", "no-vpcd"],
   crl: ["entries", "pg", "no-pg"],
   ocsp: ["seconds", "workers"],
+  issue: ["citizens", "concurrency"],
 } as const;
 
 function refuseOptionsOfOther(values: OptionValues, benchmark: keyof typeof OPTIONS_OF): void {
@@ -180,6 +182,34 @@ function refuseOptionsOfOther(values: OptionValues, benchmark: keyof typeof OPTI
     const wrong = names.find((name) => !own.includes(name) && values[name] !== undefined);
     if (wrong) throw new UsageError(`--${wrong} applies to bench ${other}, not bench ${benchmark}`);
   }
+}
+
+function renderIssue(r: IssueBenchResult): string {
+  const l = r.latency;
+  return [
+    `online applications examined and issued (J-LIS's side, SQLite): ${r.applications} in ${r.seconds} s`,
+    `  ${r.applicationsPerSecond} applications/s, ${r.cores} cores busy; goal ${r.goalApplicationsPerSecond}/s: ${r.applicationsPerSecond >= r.goalApplicationsPerSecond ? "met" : "missed"}`,
+    `  openssl speed rsa2048 (1 core): ${r.opensslRsa2048SignsPerSecond} signatures/s; applications per OpenSSL signature: ${r.ratioToOpenssl}`,
+    `one complete application from the phone with OTA delivery (median of ${l.samples}, the SIM's key generation taken out):`,
+    `  median ${l.medianMs} ms, p90 ${l.p90Ms} ms (key generation on the SIM: median ${l.keyGenerationMedianMs} ms); goal under ${l.goalMs} ms: ${l.medianMs < l.goalMs ? "met" : "missed"}`,
+  ].join("\n");
+}
+
+async function runIssue(values: OptionValues): Promise<IssueBenchResult> {
+  const bar = progress("preparing");
+  let label = "";
+  const result = await runIssueBench({
+    applications: positiveInteger(stringOption(values, "count"), "count", 1000),
+    citizens: positiveInteger(stringOption(values, "citizens"), "citizens", 50),
+    concurrency: positiveInteger(stringOption(values, "concurrency"), "concurrency", 128),
+    onProgress: (phase, done, total) => {
+      if (phase !== label && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${phase}\n`);
+      label = phase;
+      bar.update(done, total);
+    },
+  });
+  bar.end();
+  return result;
 }
 
 async function runCa(values: OptionValues): Promise<CaBenchResult> {
@@ -249,12 +279,13 @@ async function runCard(values: OptionValues): Promise<CardBenchResult> {
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "measure performance beside a peer measured in the same run (bench ca, card, crl, ocsp)",
+  summary: "measure performance beside a peer measured in the same run (bench ca, card, crl, ocsp, issue)",
   help: `
 Usage: jpki-mobile bench ca [--count N] [--batch N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench card [--seconds S] [--count N] [--no-vpcd] [--json]
        jpki-mobile bench crl [--entries N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench ocsp [--count N] [--seconds S] [--workers N] [--json]
+       jpki-mobile bench issue [--count N] [--citizens N] [--concurrency N] [--json]
 
 ca    certificates issued per second through the whole registry path (store, sign, store, audit)
       on SQLite and PostgreSQL, beside \`openssl speed rsa2048\` measured in the same run, and the
@@ -281,6 +312,13 @@ ocsp  pre-signed OCSP answers per second over GET, with p50 and p99 latency, fro
       is installed (Debian package wrk), else from this process, as do loads of one request per
       connection. Goal: 20,000 answers/s, p99 under 10 ms, at least 10 times OpenSSL's rate.
 
+issue complete online applications per second on J-LIS's side (CMS, chain and status, SIM
+      inventory and attestation, nonce, policy, records, registry, CA signature, audit) through the
+      RA's desk on SQLite, with the applications made ahead (keys, attestations, card signatures),
+      beside \`openssl speed rsa2048\` in the same run (goal: 1,000/s); then one complete application
+      from the phone with OTA delivery, median of 20, the SIM's key generation taken out (goal:
+      under 200 ms).
+
 Options of bench ca:
   --count N       certificates per database (default 10000)
   --batch N       certificates per registry call (default 500)
@@ -295,6 +333,11 @@ Options of bench ocsp:
   --count N       certificates, asked about in turn (default 1000; a tenth revoked)
   --seconds S     time for each measurement (default 5; whole seconds with wrk)
   --workers N     worker processes of \`jpki-mobile start\` (--workers, default 1)
+
+Options of bench issue:
+  --count N        applications (default 1000)
+  --citizens N     citizens applying, each several times (default 50)
+  --concurrency N  applications submitted at once (default 128)
 
 Options of bench card:
   --seconds S     time for each round-trip measurement (default 2)
@@ -313,8 +356,10 @@ ${JSON_HELP}
     "no-vpcd": { type: "boolean" },
     entries: { type: "string" },
     workers: { type: "string" },
+    citizens: { type: "string" },
+    concurrency: { type: "string" },
   },
-  positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl or ocsp)" },
+  positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl, ocsp or issue)" },
   async run(values, positionals) {
     const benchmark = positionals[0];
     if (benchmark === "ca") {
@@ -340,7 +385,10 @@ ${JSON_HELP}
       });
       if (tty) process.stderr.write("\r\x1b[K");
       printResult(values.json === true, result, renderOcsp);
-    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca, card, crl or ocsp`);
+    } else if (benchmark === "issue") {
+      refuseOptionsOfOther(values, "issue");
+      printResult(values.json === true, await runIssue(values), renderIssue);
+    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca, card, crl, ocsp or issue`);
     return 0;
   },
 };
