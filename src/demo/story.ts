@@ -15,12 +15,22 @@ import { JpkiError } from "../errors.js";
 import { cardManagerKeys } from "../mno/carriers.js";
 import { OtaRelay, relayForPhone } from "../mno/ota-relay.js";
 import { createSim } from "../mno/sim-factory.js";
+import { addClerk } from "../municipality/clerks.js";
+import { applyAtCounter } from "../municipality/console.js";
+import { CounterTerminal } from "../municipality/terminal.js";
 import { JpkiApp } from "../phone/app.js";
+import { PostalJpkiApp } from "../phone/postal.js";
+import { loginToRelyingParty } from "../phone/rp-login.js";
+import { envelopeKey } from "../post/envelope.js";
+import { RestrictedDeliveryService } from "../post/restricted-delivery.js";
 import { DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../ra/card-issuance.js";
 import { inProcessJlis } from "../ra/jlis-client.js";
 import { OnlineChannel } from "../ra/online.js";
+import { inProcessPostalJlis, readAccessCodeLetter, referReturnedApplications } from "../ra/postal.js";
 import { submitApplication } from "../ra/ra.js";
 import { resumeCertificate, suspendCertificate } from "../registry/lifecycle.js";
+import { addVerifier } from "../registry/verifiers.js";
+import { createDemoRelyingParty } from "../rp/demo-server.js";
 import { type Authority, initAuthority } from "../server/authority.js";
 import { createStatusService } from "../server/http.js";
 
@@ -107,7 +117,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       address: "東京都千代田区霞が関2丁目1番2号",
     });
     const aCard = new InProcessTransport(openMyNumberCard(a.cardState));
-    const aPhone = await newPhone(authority, "sakura");
+    const aPhone = await newPhone(authority, "hibari"); // a light MVNO: its host MNO relays
     cleanups.push(aPhone.stopRelay);
     let aSerial = "";
     let aApplication: Buffer = Buffer.alloc(0);
@@ -126,11 +136,35 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       },
     );
 
-    // A loses the phone: the hotline suspends, A resumes after re-verification.
+    // A demo bank, a registered verifier, logs citizens in; it asks the status server by OCSP.
+    const bank = await addVerifier(db, { name: "デモ銀行 (demo bank)", kind: "auth" });
+    const rp = createDemoRelyingParty({
+      id: "demo-bank",
+      trustAnchors: [authority.certificates.auth],
+      // No cache, so a suspension shows at the next login (a real bank may keep answers a minute).
+      status: { url: `${statusUrl}/ocsp`, token: bank.token, cacheTtlMs: 0 },
+      log: () => undefined,
+    });
+    const rpUrl = await rp.listen(0, "127.0.0.1");
+    cleanups.push(() => rp.close());
+    const login = async (app: JpkiApp, pin: string) => {
+      const session = await loginToRelyingParty(app, { rpUrl, pin });
+      return `logged in to ${session.requester.rpId} as certificate ${session.serial}`;
+    };
+    await step("A logs in to the demo bank with the phone (the SIM signs its challenge after the PIN)", () =>
+      login(aPhone.app, "1234"),
+    );
+
+    // A loses the phone: the hotline suspends, the login is refused; A resumes and logs in again.
     await step("A loses the phone: the certificate is suspended (一時利用停止)", async () => {
       const result = await suspendCertificate(db, aSerial, { actor: "support:hotline", note: "lost phone" });
       return `${result.from} → ${result.to}`;
     });
+    await step(
+      "the bank refuses A's login while the certificate is suspended",
+      () => login(aPhone.app, "1234"),
+      "refusal",
+    );
     await step("A finds the phone: the hold is released", async () => {
       const result = await resumeCertificate(db, aSerial, {
         actor: "support:hotline",
@@ -138,6 +172,96 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       });
       return `${result.from} → ${result.to}`;
     });
+    await step("A logs in again", () => login(aPhone.app, "1234"));
+
+    // Citizen B applies by post and completes with the access code of the restricted-delivery letter.
+    const post = new RestrictedDeliveryService(db, { envelopeKey: envelopeKey(authority.dataDir) });
+    const postalApp = (phone: Awaited<ReturnType<typeof newPhone>>) =>
+      new PostalJpkiApp(
+        { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
+        inProcessPostalJlis(authority, post, () => phone.relay),
+      );
+    const bForm = {
+      name: "佐藤 次郎",
+      birth: "1975-11-03",
+      sex: "male",
+      address: "東京都千代田区永田町一丁目7番1号",
+    };
+    await issueMyNumberCard(authority, bForm);
+    const bPhone = await newPhone(authority, "kaede");
+    cleanups.push(bPhone.stopRelay);
+    await step(
+      "citizen B applies by post; the access code comes by restricted-delivery mail (本人限定受取郵便)",
+      async () => {
+        const app = postalApp(bPhone);
+        const requested = await app.applyByPost(bForm);
+        const handed = await post.attemptDelivery({
+          trackingNumber: requested.trackingNumber,
+          identityChecked: true,
+          actor: "post:carrier",
+        });
+        if (!handed.handedOver) throw new Error(`the letter was not handed over: ${handed.reason}`);
+        const letter = readAccessCodeLetter(handed.letter);
+        const done = await app.completeWithAccessCode(letter.applicationId, letter.accessCode);
+        await app.ensurePin("5678");
+        return `application ${done.applicationId} ${done.status} (letter ${requested.trackingNumber} handed to B after the identity check)`;
+      },
+    );
+    await step("B logs in to the demo bank", () => login(postalApp(bPhone), "5678"));
+
+    // Citizen C lives away from the address of record: the letter comes back, the counter takes over.
+    const cForm = {
+      name: "鈴木 三郎",
+      birth: "1969-07-20",
+      sex: "male",
+      address: "東京都千代田区丸の内一丁目9番1号",
+    };
+    const c = await issueMyNumberCard(authority, { ...cForm, residence: "大阪府大阪市北区梅田一丁目1番" });
+    const cPhone = await newPhone(authority, "tsubame");
+    cleanups.push(cPhone.stopRelay);
+    let cApplication = "";
+    await step(
+      "citizen C applies by post, but lives elsewhere: the letter is not handed over and comes back",
+      async () => {
+        const requested = await postalApp(cPhone).applyByPost(cForm);
+        cApplication = requested.applicationId;
+        const attempt = await post.attemptDelivery({
+          trackingNumber: requested.trackingNumber,
+          identityChecked: true,
+          actor: "post:carrier",
+        });
+        if (attempt.handedOver)
+          throw new Error("the letter was handed over at an address where C does not live");
+        await post.returnOverdue({ actor: "post:carrier", now: new Date(Date.now() + 8 * 86_400_000) });
+        const [referred] = await referReturnedApplications(authority, post);
+        return `letter ${requested.trackingNumber}: ${attempt.reason}; application ${referred?.id} ${referred?.status}`;
+      },
+    );
+    await step(
+      "C completes it at the Chiyoda city counter: card signature, the phone tapped on the terminal",
+      async () => {
+        const { token } = await addClerk(db, {
+          municipalityCode: "131016",
+          municipalityName: "東京都千代田区",
+          label: "窓口 1",
+          actor: "demo",
+        });
+        const terminal = new CounterTerminal("131016");
+        await terminal.tap(cPhone.uicc);
+        const done = await applyAtCounter(authority, terminal, {
+          clerkToken: token,
+          identity: {
+            method: "card-signature",
+            card: new InProcessTransport(openMyNumberCard(c.cardState)),
+            signPassword: DEFAULT_SIGN_PASSWORD,
+          },
+          continues: cApplication,
+        });
+        await cPhone.app.ensurePin("2468");
+        return `application ${done.id} ${done.status} (stored through the counter terminal, no carrier on the path)`;
+      },
+    );
+    await step("C logs in to the demo bank", () => login(cPhone.app, "2468"));
 
     // Forged and replayed applications.
     const forged = Buffer.from(aApplication);

@@ -12,9 +12,13 @@ export const demoCommand: Command = {
   help: `
 Usage: jpki-mobile demo [--keep] [--json]
 
-Runs the story of the sandbox on a fresh temporary data directory: citizens with My Number cards
-apply for the smartphone certificate, J-LIS issues it and delivers it over the air, a lost phone is
-suspended and resumed, forged and replayed applications are refused, and the audit log is checked.
+Runs the story of the sandbox on a fresh temporary data directory, every party in this process:
+citizen A applies online and gets the certificate over the air (a light MVNO's SIM), logs in to a
+demo bank; loses the phone: suspended, the login refused; resumed, logs in again. Citizen B applies
+by post and completes with the access code of the restricted-delivery letter. Citizen C lives away
+from the address of record: the letter comes back and the city counter completes the application,
+the phone tapped on its terminal. Forged and replayed applications are refused; the audit log is
+checked.
 Each step prints ✓ when its outcome is the expected one (a refusal, for the refusals); the command
 exits 0 only when every step did.
 
