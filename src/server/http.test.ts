@@ -5,13 +5,11 @@
  * by a fresh `ca init` through the registry and change status through lifecycle.ts.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import { parseCertificate } from "../pki/certificate.js";
 import { CrlReason } from "../pki/crl.js";
 import { children, readDer, sequence } from "../pki/der.js";
@@ -27,21 +25,15 @@ import { addVerifier, lookupCounts } from "../registry/verifiers.js";
 import { publishCrls } from "../status/crl.js";
 import { openOcspSandbox } from "../status/ocsp-fixture.js";
 import { forEachDialect, type OpenTestDatabase } from "../testing/dialects.js";
-import { createNssDb } from "../testing/tools.js";
+import { createNssDb, runToolAsync } from "../testing/tools.js";
 import { createStatusService } from "./http.js";
 
-const execFileAsync = promisify(execFile);
 const actor = "test";
 
-/** Runs a tool without blocking the event loop (the server under test runs in this process). */
+/** A tool's exit status and its output (stdout then stderr), run without blocking the server under test. */
 async function run(command: string, args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(command, args, { timeout: 60_000, encoding: "utf8" });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-  }
+  const result = await runToolAsync(command, args);
+  return { code: result.code, out: result.stdout + result.stderr };
 }
 
 interface Reply {

@@ -10,11 +10,9 @@
  * (`-attime`), and read entry by entry with an independent ASN.1 library.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import { CrlReason } from "../pki/crl.js";
 import { pemEncode } from "../pki/pem.js";
 import {
@@ -28,23 +26,18 @@ import { addVerifier } from "../registry/verifiers.js";
 import { createStatusService } from "../server/http.js";
 import { crlEntries } from "../testing/crl-entries.js";
 import { forEachDialect } from "../testing/dialects.js";
+import { runToolAsync } from "../testing/tools.js";
 import { publishCrls } from "./crl.js";
 import { type IssuedFixtureCertificate, openCrlFixture } from "./crl-fixture.js";
 
-const execFileAsync = promisify(execFile);
 const actor = "test";
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-/** Runs a tool without blocking the event loop: the server it talks to runs in this process. */
+/** A tool's exit status and its output (stdout then stderr), run without blocking the server under test. */
 async function run(command: string, args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(command, args, { timeout: 60_000, encoding: "utf8" });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-  }
+  const result = await runToolAsync(command, args);
+  return { code: result.code, out: result.stdout + result.stderr };
 }
 
 forEachDialect((_dialect, open) => {

@@ -13,7 +13,7 @@
  *
  * Missing pieces make the tests skip with a message, except in CI (env CI set), where they fail.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -255,38 +255,4 @@ export class EchoCard implements EmulatedCard {
     }
     return Buffer.concat([apdu, Buffer.from([0x90, 0x00])]);
   }
-}
-
-export interface AsyncToolResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/**
- * Runs a program without blocking the event loop (never throws on a non-zero exit). PC/SC tools must
- * run this way: the emulated card answering them lives in this process's event loop, so the
- * synchronous runTool of tools.ts would deadlock.
- */
-export function runToolAsync(
-  command: string,
-  args: readonly string[],
-  options: { cwd?: string; timeoutMs?: number } = {},
-): Promise<AsyncToolResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      command,
-      args,
-      {
-        cwd: options.cwd,
-        timeout: options.timeoutMs ?? 60_000,
-        encoding: "utf8",
-        maxBuffer: 16 * 1024 * 1024,
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== "number") reject(error);
-        else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
 }

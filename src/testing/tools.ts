@@ -3,7 +3,7 @@
  * our DER in a temporary directory, so a test reads as "OpenSSL accepts this chain for this purpose".
  * STYLE.md: every encoder is checked against an independent implementation, not only against itself.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -166,5 +166,39 @@ export function opensslVerifySignature(spki: Buffer, data: Buffer, signature: Bu
       join(dir, "sig"),
       join(dir, "data"),
     ]);
+  });
+}
+
+export interface AsyncToolResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs a program without blocking the event loop (never throws on a non-zero exit). Tools that talk
+ * to something served by this process (an emulated card through PC/SC, a server under test) must run
+ * this way: the synchronous runTool would deadlock.
+ */
+export function runToolAsync(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<AsyncToolResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      command,
+      args,
+      {
+        cwd: options.cwd,
+        timeout: options.timeoutMs ?? 60_000,
+        encoding: "utf8",
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== "number") reject(error);
+        else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+      },
+    );
   });
 }

@@ -1,24 +1,12 @@
-/**
- * `apply postal-request` and `apply access-code`: the postal channel (郵送申請, DESIGN §4 flow 4) as
- * the JPKI app runs it, in one process with J-LIS (src/ra/postal.ts), the post office (src/post/) and
- * the SIM's carrier relay. They sit beside `apply` (the online channel): the command table finds the
- * longest match, so `apply postal-request` and `apply access-code` need no dispatcher of their own.
- */
-import { InProcessTransport } from "../../card/in-process-transport.js";
-import { CardManagerSession } from "../../card/uicc/host.js";
-import { isUiccStateFile, loadUiccState } from "../../card/uicc/state.js";
-import { openUicc } from "../../card/uicc/uicc.js";
-import { JpkiError } from "../../errors.js";
-import { cardManagerKeys } from "../../mno/carriers.js";
-import { OtaRelay, relayForPhone } from "../../mno/ota-relay.js";
 import type { AppStep } from "../../phone/app.js";
 import { PostalJpkiApp, type PostalStep } from "../../phone/postal.js";
 import { DEFAULT_ACCESS_CODE_TTL_MS } from "../../ra/access-codes.js";
 import { DEFAULT_AUTH_PIN } from "../../ra/card-issuance.js";
 import { inProcessPostalJlis } from "../../ra/postal.js";
 import type { Authority } from "../../server/authority.js";
-import { type Command, type OptionValues, printResult, stringOption, UsageError } from "../command.js";
+import { type Command, type OptionValues, printResult, stringOption } from "../command.js";
 import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import { openPhoneSim } from "./phone-sim.js";
 import { postOffice } from "./post.js";
 
 const STEP_TEXT: Record<AppStep | PostalStep, string> = {
@@ -31,30 +19,6 @@ const STEP_TEXT: Record<AppStep | PostalStep, string> = {
   delivered: "certificate written to the SIM (J-LIS over the carrier's relay)",
 };
 
-/**
- * The SIM state file as the phone's SIM, with the carrier's relay to it; the carrier installs the
- * JPKI applet first when `prepare` is set and it is missing.
- */
-async function openPhoneSim(authority: Authority, statePath: string, prepare: boolean) {
-  if (!isUiccStateFile(statePath))
-    throw new UsageError(`${statePath} is not a SIM made by \`jpki-mobile sim create\` (a UICC state file)`);
-  const state = loadUiccState(statePath);
-  const sim = await authority.registry.getSimByIccid(state.iccid);
-  if (!sim) throw new JpkiError("not-found", `SIM ${state.iccid} is not in this data directory's registry`);
-  const transport = new InProcessTransport(openUicc(statePath));
-  const relay = new OtaRelay(state.carrier);
-  const stopRelay = relayForPhone(relay, state.iccid, transport);
-  if (prepare && !state.applet) {
-    const manager = await CardManagerSession.open(
-      relay.transportFor(state.iccid),
-      cardManagerKeys(authority.dataDir, state.carrier, state.iccid),
-    );
-    await manager.installJpki();
-    await transport.reset();
-  }
-  return { state, sim, transport, relay, stopRelay };
-}
-
 /** The JPKI app on the SIM of `--sim`, talking to J-LIS and the post office in process. */
 async function withPostalApp(
   authority: Authority,
@@ -63,7 +27,7 @@ async function withPostalApp(
   body: (app: PostalJpkiApp) => Promise<number>,
 ): Promise<number> {
   const json = values.json === true;
-  const phone = await openPhoneSim(authority, stringOption(values, "sim", true), prepare);
+  const phone = await openPhoneSim(authority, stringOption(values, "sim", true), { prepare });
   try {
     const app = new PostalJpkiApp(
       {

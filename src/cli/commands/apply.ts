@@ -8,19 +8,14 @@ import type { CardTransport } from "../../card/card.js";
 import { InProcessTransport } from "../../card/in-process-transport.js";
 import { openMyNumberCard } from "../../card/mynacard.js";
 import { connectPcscCard } from "../../card/pcsc-transport.js";
-import { CardManagerSession } from "../../card/uicc/host.js";
-import { isUiccStateFile, loadUiccState } from "../../card/uicc/state.js";
-import { openUicc } from "../../card/uicc/uicc.js";
 import { JpkiError } from "../../errors.js";
-import { cardManagerKeys } from "../../mno/carriers.js";
-import { OtaRelay, relayForPhone } from "../../mno/ota-relay.js";
 import { type AppStep, JpkiApp } from "../../phone/app.js";
 import { type ApplicationEvent, getApplication, parseApplicationNumber } from "../../ra/applications.js";
 import { DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD } from "../../ra/card-issuance.js";
 import { inProcessJlis } from "../../ra/jlis-client.js";
-import type { Authority } from "../../server/authority.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
 import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import { openPhoneSim } from "./phone-sim.js";
 
 const STEP_TEXT: Record<AppStep, string> = {
   nonce: "nonce received from J-LIS",
@@ -29,28 +24,6 @@ const STEP_TEXT: Record<AppStep, string> = {
   submitted: "application examined and the certificate issued",
   delivered: "certificate written to the SIM (J-LIS over the carrier's relay)",
 };
-
-/** The SIM state file as the phone's SIM, prepared by its carrier when the JPKI applet is missing. */
-async function openPhoneSim(authority: Authority, statePath: string) {
-  if (!isUiccStateFile(statePath))
-    throw new UsageError(`${statePath} is not a SIM made by \`jpki-mobile sim create\` (a UICC state file)`);
-  const state = loadUiccState(statePath);
-  const sim = await authority.registry.getSimByIccid(state.iccid);
-  if (!sim) throw new JpkiError("not-found", `SIM ${state.iccid} is not in this data directory's registry`);
-  const transport = new InProcessTransport(openUicc(statePath));
-  const relay = new OtaRelay(state.carrier);
-  const stopRelay = relayForPhone(relay, state.iccid, transport);
-  if (!state.applet) {
-    // The carrier installs J-LIS's security domain and the JPKI applet with its card-manager keys.
-    const manager = await CardManagerSession.open(
-      relay.transportFor(state.iccid),
-      cardManagerKeys(authority.dataDir, state.carrier, state.iccid),
-    );
-    await manager.installJpki();
-    await transport.reset();
-  }
-  return { state, sim, transport, relay, stopRelay };
-}
 
 async function openCard(values: Record<string, unknown>): Promise<CardTransport> {
   const reader = values["card-reader"];

@@ -7,12 +7,7 @@
 import type { CardTransport } from "../../card/card.js";
 import { InProcessTransport } from "../../card/in-process-transport.js";
 import { openMyNumberCard } from "../../card/mynacard.js";
-import { CardManagerSession } from "../../card/uicc/host.js";
-import { isUiccStateFile, loadUiccState } from "../../card/uicc/state.js";
-import { openUicc } from "../../card/uicc/uicc.js";
 import { JpkiError } from "../../errors.js";
-import { cardManagerKeys } from "../../mno/carriers.js";
-import { OtaRelay, relayForPhone } from "../../mno/ota-relay.js";
 import {
   addClerk,
   authenticateClerk,
@@ -34,6 +29,7 @@ import { inProcessJlis } from "../../ra/jlis-client.js";
 import type { Authority } from "../../server/authority.js";
 import { type Command, type OptionValues, printResult, stringOption, UsageError } from "../command.js";
 import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import { openPhoneSim } from "./phone-sim.js";
 
 export const clerkAdd: Command = {
   name: "clerk add",
@@ -153,26 +149,9 @@ export const clerkEnable = statusCommand("active");
 
 /** The phone's SIM; when its carrier has not installed the JPKI applet yet, it does so over the air first. */
 async function openSim(authority: Authority, statePath: string): Promise<InProcessTransport> {
-  if (!isUiccStateFile(statePath))
-    throw new UsageError(`${statePath} is not a SIM made by \`jpki-mobile sim create\` (a UICC state file)`);
-  const state = loadUiccState(statePath);
-  if (!(await authority.registry.getSimByIccid(state.iccid)))
-    throw new JpkiError("not-found", `SIM ${state.iccid} is not in this data directory's registry`);
-  const transport = new InProcessTransport(openUicc(statePath));
-  if (!state.applet) {
-    const relay = new OtaRelay(state.carrier);
-    const stop = relayForPhone(relay, state.iccid, transport);
-    try {
-      const manager = await CardManagerSession.open(
-        relay.transportFor(state.iccid),
-        cardManagerKeys(authority.dataDir, state.carrier, state.iccid),
-      );
-      await manager.installJpki();
-    } finally {
-      stop();
-    }
-  }
-  return transport;
+  const phone = await openPhoneSim(authority, statePath);
+  phone.stopRelay(); // at the counter, the terminal reaches the SIM, not the carrier
+  return phone.transport;
 }
 
 /** The identity check the options ask for, with the card on the counter's reader. */
