@@ -384,13 +384,12 @@ export async function recordRefusal(
 
 /**
  * Brings `verified` applications to their certificate's state after recovery finished (or failed)
- * the issuance a crash interrupted. Returns how many moved.
+ * the issuance a crash interrupted (openAuthority runs it after recovery). Returns how many moved.
  */
 export async function reconcileApplications(
-  authority: Authority,
+  db: Kysely<RegistrySchema>,
   actor = "system:recovery",
 ): Promise<number> {
-  const db = authority.registry.db;
   const waiting = await db
     .selectFrom("applications")
     .innerJoin("certificates", "certificates.serial", "applications.certificate_serial")

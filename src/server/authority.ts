@@ -28,6 +28,7 @@ import {
   simMakerCaTbs,
 } from "../pki/profiles.js";
 import { caValidity, shortValidity } from "../pki/validity.js";
+import { reconcileApplications } from "../ra/ra.js";
 import {
   type IssuanceRequest,
   issueCertificates,
@@ -374,6 +375,8 @@ export async function openAuthority(
       "sim-maker": issuerKeyOf(parseCertificate(certificates.simMaker)),
     };
     await recoverInterruptedIssuances(registry.db, signers, { actor: "recovery", policies });
+    // Applications whose certificate the recovery just finished (or failed) follow it.
+    await reconcileApplications(registry.db);
     const cardsDir = path.join(dataDir, "cards");
     const openedRegistry = registry;
     return {
