@@ -1,17 +1,20 @@
 /**
  * `start`: the services of a data directory over HTTP until SIGINT or SIGTERM: the OCSP responder
- * with its pre-signing refresher, the CRLs with their publication schedule, health, metrics and the
- * API description (DESIGN §6).
+ * with its pre-signing refresher, the CRLs with their publication schedule, J-LIS's RA and the
+ * carriers' relays (/api), health, metrics and the API description (DESIGN §6); in the background,
+ * the expiry job, and the sweep that revokes what could not be delivered to a SIM in time.
  *
  * With `--workers N` (N > 1) the process is a supervisor of N worker processes (node:cluster) that
  * share the listening socket and the registry: connections are handed out in turn, pre-signed OCSP
  * answers are shared through the `ocsp_responses` table, and lookup counts are added by each worker.
  * Every worker checks the certificate's latest change for every answer, as a single process does, so
  * a cached `good` is never served after a revocation whichever worker signed it. The first worker
- * also runs the pre-signing refresher and the CRL schedule; the others only serve.
+ * also runs the pre-signing refresher, the CRL schedule and the background jobs; the others only serve.
  */
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
+import { purgeExpiredNonces } from "../../ra/nonces.js";
+import { revokeUndelivered } from "../../ra/provisioning.js";
 import { expireCertificates } from "../../registry/lifecycle.js";
 import { openAuthority } from "../../server/authority.js";
 import { createStatusService } from "../../server/http.js";
@@ -28,6 +31,8 @@ const MAX_WORKERS = 64;
 const CRL_INTERVAL_MS = 5 * 60_000;
 /** How often certificates past their notAfter are marked expired (reads treat them so in between). */
 const EXPIRY_INTERVAL_MS = 60_000;
+/** How often J-LIS ends undeliverable certificates and forgets expired nonces. */
+const SWEEP_INTERVAL_MS = 3_600_000;
 
 /** Where a worker process finds its settings (set by the supervisor when it forks it). */
 const WORKER_ENV = "JPKI_START_WORKER";
@@ -102,6 +107,7 @@ async function serve(
   const service = createStatusService(authority, settings.background ? {} : { refresher: false });
   let crlScheduler: ReturnType<typeof startCrlScheduler> | undefined;
   let expiry: PeriodicJob | undefined;
+  let sweep: PeriodicJob | undefined;
   try {
     const url = await service.listen(settings.port, settings.host);
     if (settings.background) {
@@ -111,12 +117,21 @@ async function serve(
         EXPIRY_INTERVAL_MS,
         (error) => process.stderr.write(`the expiry job failed: ${String(error)}\n`),
       );
+      sweep = startPeriodic(
+        async () => {
+          await revokeUndelivered(authority, { actor: "system:delivery-window" });
+          await purgeExpiredNonces(authority.registry.db);
+        },
+        SWEEP_INTERVAL_MS,
+        (error) => process.stderr.write(`the delivery sweep failed: ${String(error)}\n`),
+      );
     }
     announce({ url, dataDir: authority.dataDir, baseUrl: authority.config.baseUrl });
     const signal = await stopped;
     if (!json && signal !== "stop")
       process.stdout.write(`${signal}: finishing requests in progress, then stopping\n`);
   } finally {
+    await sweep?.stop();
     await expiry?.stop();
     await crlScheduler?.stop();
     await service.close();
@@ -251,11 +266,14 @@ export const startCommand: Command = {
   help: `
 Usage: jpki-mobile start [--data DIR] [--port N] [--host H] [--db URL] [--workers N] [--json]
 
-Runs the status services of the data directory until Ctrl-C (SIGINT) or SIGTERM:
+Runs the services of the data directory until Ctrl-C (SIGINT) or SIGTERM:
   POST /ocsp, GET /ocsp/{request}     OCSP responder (RFC 6960, RFC 5019), pre-signed answers
   GET /crl/{auth|sign}/{shard}.crl    CRLs and delta CRLs ({shard}-delta.crl), published on schedule
+  /api/ra/..., /api/mno/relay/...     J-LIS's RA (online applications) and the carriers' relays
   GET /healthz, /metrics              health (JSON) and Prometheus metrics
   GET /openapi.json, /docs            the API, as OpenAPI 3.1 and as a page
+In the background: certificates past notAfter marked expired (every minute), certificates not
+delivered to their SIM within 7 days revoked (every hour).
 OCSP and CRLs answer registered verifiers only: see \`jpki-mobile verifier add\`. On stop, requests
 in progress finish and the verifiers' lookup counts are written.
 
