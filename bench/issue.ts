@@ -128,6 +128,7 @@ async function prepareApplication(
     eid: sim.eid,
     carrier: sim.brand,
     appletInstance: instanceId.toString("hex"),
+    keyGeneration: "on-card",
     publicKey: subjectKey,
     attestation,
     nonce,

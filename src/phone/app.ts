@@ -52,6 +52,12 @@ export interface OnlineApplicationInput {
   /** The My Number card on the NFC reader. */
   readonly card: CardTransport;
   readonly signPassword: string;
+  /**
+   * `on-card` (default): J-LIS has the SIM generate the key first and the application carries it
+   * with the SIM's attestation; `injected`: J-LIS makes the key after the examination and writes it
+   * to the SIM with the certificate (as J-LIS's policy says).
+   */
+  readonly keyGeneration?: "on-card" | "injected";
   readonly now?: Date;
 }
 
@@ -88,15 +94,20 @@ export class JpkiApp {
     await card.verify("sign", input.signPassword);
     this.onStep("nonce");
     const nonce = await this.jlis.nonce();
-    this.onStep("key-generation");
-    const key = await this.jlis.generateKey(this.sim.iccid, nonce);
+    const onCard = (input.keyGeneration ?? "on-card") === "on-card";
+    let key: { spki: Buffer; attestation: Buffer } | undefined;
+    if (onCard) {
+      this.onStep("key-generation");
+      key = await this.jlis.generateKey(this.sim.iccid, nonce);
+    }
     const content = encodeApplicationContent({
       iccid: this.sim.iccid,
       eid: this.sim.eid,
       carrier: this.sim.carrier,
       appletInstance: await this.appletInstance(),
-      publicKey: key.spki,
-      attestation: key.attestation,
+      ...(key
+        ? { keyGeneration: "on-card" as const, publicKey: key.spki, attestation: key.attestation }
+        : { keyGeneration: "injected" as const }),
       nonce,
       requested: "phone-auth",
       time: input.now ?? new Date(),

@@ -21,10 +21,15 @@ export interface ApplicationContent {
   readonly carrier: string;
   /** The JPKI applet instance's id on the SIM (hex). */
   readonly appletInstance: string;
-  /** SubjectPublicKeyInfo DER of the key the SIM generated. */
-  readonly publicKey: Buffer;
-  /** The SIM's KeyAttestation over that key (src/card/uicc/attestation.ts). */
-  readonly attestation: Buffer;
+  /**
+   * Where the key is made: `on-card` (the SIM generated it; the default) or `injected` (J-LIS makes
+   * it after the examination and writes it to the SIM through its secure channel).
+   */
+  readonly keyGeneration: "on-card" | "injected";
+  /** SubjectPublicKeyInfo DER of the key the SIM generated (on-card only). */
+  readonly publicKey?: Buffer;
+  /** The SIM's KeyAttestation over that key (src/card/uicc/attestation.ts; on-card only). */
+  readonly attestation?: Buffer;
   /** The RA's nonce (src/ra/nonces.ts). */
   readonly nonce: Buffer;
   readonly requested: RequestedCertificate;
@@ -44,10 +49,12 @@ const FIELDS = [
   "nonce",
   "requested",
   "time",
+  "keyGeneration",
 ] as const;
 
 /** The content's bytes: JSON with the fields in a fixed order, binary values in base64. */
 export function encodeApplicationContent(content: ApplicationContent): Buffer {
+  const onCard = content.keyGeneration === "on-card";
   return Buffer.from(
     JSON.stringify({
       format: APPLICATION_FORMAT,
@@ -56,8 +63,12 @@ export function encodeApplicationContent(content: ApplicationContent): Buffer {
       eid: content.eid,
       carrier: content.carrier,
       appletInstance: content.appletInstance,
-      publicKey: content.publicKey.toString("base64"),
-      attestation: content.attestation.toString("base64"),
+      ...(onCard
+        ? {
+            publicKey: content.publicKey?.toString("base64"),
+            attestation: content.attestation?.toString("base64"),
+          }
+        : { keyGeneration: "injected" }),
       nonce: content.nonce.toString("base64"),
       requested: content.requested,
       time: content.time.toISOString(),
@@ -102,6 +113,12 @@ export function parseApplicationContent(bytes: Buffer): ApplicationContent {
   if (record["requested"] !== "phone-auth") refuse('requested is not "phone-auth"');
   const time = new Date(text(record["time"], "time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$/));
   if (Number.isNaN(time.getTime())) refuse("time is not a date");
+  // keyGeneration is written only for `injected`, and then the SIM sends no key of its own.
+  if (record["keyGeneration"] !== undefined && record["keyGeneration"] !== "injected")
+    refuse('keyGeneration is "injected" or absent');
+  const injected = record["keyGeneration"] === "injected";
+  if (injected && (record["publicKey"] !== undefined || record["attestation"] !== undefined))
+    refuse("an injected-key application carries no public key or attestation");
   const iccid = text(record["iccid"], "iccid", /^\d{19,20}$/);
   if (!isValidIccid(iccid)) refuse("iccid is not a valid ICCID (check digit)");
   const eid = text(record["eid"], "eid", /^\d{32}$/);
@@ -111,8 +128,13 @@ export function parseApplicationContent(bytes: Buffer): ApplicationContent {
     eid,
     carrier: text(record["carrier"], "carrier", /^[a-z0-9-]{1,32}$/),
     appletInstance: text(record["appletInstance"], "appletInstance", /^(?:[0-9a-f]{2}){1,16}$/),
-    publicKey: base64(record["publicKey"], "publicKey", 1024),
-    attestation: base64(record["attestation"], "attestation", 4096),
+    ...(injected
+      ? { keyGeneration: "injected" as const }
+      : {
+          keyGeneration: "on-card" as const,
+          publicKey: base64(record["publicKey"], "publicKey", 1024),
+          attestation: base64(record["attestation"], "attestation", 4096),
+        }),
     nonce: base64(record["nonce"], "nonce", 64),
     requested: "phone-auth",
     time,

@@ -5,6 +5,7 @@
  * and the evidence it checked. The RA (ra.ts) does the rest the same way for every channel: records
  * the application, applies the policy, has the CA sign.
  */
+import type { KeyObject } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { Validity } from "../pki/validity.js";
 import type { RegistrySchema } from "../registry/schema.js";
@@ -29,6 +30,11 @@ export interface Authorisation {
   readonly sim: ApplicationSim;
   /** SubjectPublicKeyInfo DER of the key on the SIM. */
   readonly subjectSpki: Buffer;
+  /**
+   * The private key when J-LIS made it (`keyGeneration = injected`): sealed in the registry with the
+   * certificate, written to the SIM inside J-LIS's channel at delivery, then destroyed.
+   */
+  readonly injectedKey?: KeyObject;
   readonly validity: Validity;
   /** What was checked, for the application's record (no personal data beyond what was proven). */
   readonly evidence: Record<string, unknown>;

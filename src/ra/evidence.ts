@@ -91,7 +91,11 @@ export async function attestedSimKey(
   return { sim, statement };
 }
 
-async function activeSim({ authority }: ChannelContext, claim: SimKeyClaim): Promise<ApplicationSim> {
+/** The SIM is in a carrier's inventory and active, with the EID the claim names. */
+export async function activeSim(
+  { authority }: ChannelContext,
+  claim: Pick<SimKeyClaim, "iccid" | "eid">,
+): Promise<ApplicationSim> {
   const sim = await authority.registry.getSimByIccid(claim.iccid);
   if (!sim) return forbid(`SIM ${claim.iccid} is not in any carrier's inventory`);
   if (sim.eid !== claim.eid) refuse(`SIM ${claim.iccid} has another EID than the application says`);

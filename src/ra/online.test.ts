@@ -72,6 +72,7 @@ async function makeApplication(
     eid: phone.sim.eid,
     carrier: phone.sim.brand,
     appletInstance: await appletInstance(phone.uicc),
+    keyGeneration: "on-card",
     publicKey: key.spki,
     attestation: key.attestation,
     nonce,

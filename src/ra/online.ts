@@ -17,15 +17,19 @@
  *
  * The person and the card come from the signing certificate's registry row, never from the content.
  */
+import { generateKeyPair, type KeyObject } from "node:crypto";
+import { promisify } from "node:util";
 import { JpkiError } from "../errors.js";
 import { verifySignedData } from "../pki/cms.js";
 import { parseApplicationContent } from "./application-content.js";
-import type { ApplicationChannel, Authorisation, ChannelContext } from "./channel.js";
-import { attestedSimKey, cardLink, cardSigner } from "./evidence.js";
+import type { ApplicationChannel, ApplicationSim, Authorisation, ChannelContext } from "./channel.js";
+import { activeSim, attestedSimKey, cardLink, cardSigner } from "./evidence.js";
 import { consumeNonce } from "./nonces.js";
 
 /** The largest application accepted (a real one is about 4 KiB: content, certificate, signature). */
 export const MAX_ONLINE_APPLICATION_BYTES = 64 * 1024;
+
+const generateRsaKeyPair = promisify(generateKeyPair);
 
 export interface OnlineApplication {
   /** ContentInfo DER of the SignedData. */
@@ -40,7 +44,7 @@ export interface OnlineChannelOptions {
 const refuse = (message: string): never => {
   throw new JpkiError("bad-input", message);
 };
-const _forbid = (message: string): never => {
+const forbid = (message: string): never => {
   throw new JpkiError("forbidden", message);
 };
 
@@ -54,7 +58,6 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
 
   async authorise(request: OnlineApplication, context: ChannelContext): Promise<Authorisation> {
     const { authority, now } = context;
-    const _db = authority.registry.db;
     if (request.signedData.length > MAX_ONLINE_APPLICATION_BYTES)
       refuse(`the application is larger than ${MAX_ONLINE_APPLICATION_BYTES} octets`);
     const signed = verifySignedData(request.signedData);
@@ -74,8 +77,28 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
         `the application was made at ${content.time.toISOString()}, too far from now: check the phone's clock`,
       );
 
-    // 4 and 5. The SIM and the key it attests.
-    const { sim, statement } = await attestedSimKey(context, content);
+    // 4 and 5. The SIM and the key it attests, or, for a key J-LIS makes, the SIM alone (its
+    // genuineness is proven when J-LIS's channel to it opens: only that SIM's security domain can).
+    const policy = authority.policies.keyGeneration;
+    if (content.keyGeneration !== policy)
+      forbid(
+        `this J-LIS makes the key ${policy === "on-card" ? "on the SIM" : "itself and injects it"}: apply with keyGeneration ${policy}`,
+      );
+    let key: { spki: Buffer; injected?: KeyObject; attestedReference?: number };
+    let sim: ApplicationSim;
+    if (content.keyGeneration === "on-card") {
+      const attested = await attestedSimKey(context, {
+        ...content,
+        publicKey: content.publicKey!,
+        attestation: content.attestation!,
+      });
+      sim = attested.sim;
+      key = { spki: content.publicKey!, attestedReference: attested.statement.keyReference };
+    } else {
+      sim = await activeSim(context, content);
+      const { privateKey, publicKey } = await generateRsaKeyPair("rsa", { modulusLength: 2048 });
+      key = { spki: publicKey.export({ type: "spki", format: "der" }), injected: privateKey };
+    }
 
     // The person and the card behind the signing certificate.
     const link = await cardLink(context, signer.cardId, signer.personId);
@@ -83,13 +106,15 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
     return {
       ...link,
       sim,
-      subjectSpki: content.publicKey,
+      subjectSpki: key.spki,
+      ...(key.injected ? { injectedKey: key.injected } : {}),
       evidence: {
         signingCertificate: signer.serial,
         applicationTime: content.time.toISOString(),
         carrier: content.carrier,
         appletInstance: content.appletInstance,
-        attestationKeyReference: statement.keyReference,
+        keyGeneration: content.keyGeneration,
+        ...(key.attestedReference !== undefined ? { attestationKeyReference: key.attestedReference } : {}),
       },
       consume: (trx, applicationId) => consumeNonce(trx, content.nonce, applicationId, now),
     };

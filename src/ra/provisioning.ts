@@ -20,6 +20,7 @@ import { isoTime, toBuffer } from "../registry/db.js";
 import { LIVE_STATUSES, transitions } from "../registry/lifecycle.js";
 import type { Authority } from "../server/authority.js";
 import { advanceApplication, getApplication } from "./applications.js";
+import { destroyInjectedKey, injectedKeyOf } from "./injected-keys.js";
 import { jlisCredentials } from "./jlis-credentials.js";
 
 type Transport = Pick<CardTransport, "transmit">;
@@ -92,8 +93,14 @@ export async function deliverCertificate(
   if (application.status === "issued")
     await db.transaction().execute((trx) => advanceApplication(trx, applicationId, "delivering", { actor }));
   const session = await openJlisSession(authority, transport, application.iccid ?? "");
+  // A key J-LIS made goes first, inside the channel (encrypted under the session's S-DEK).
+  const injected = await injectedKeyOf(db, authority.dataDir, applicationId);
+  if (injected) await session.injectKey(AUTH_KEY, injected);
   await session.storeAuthenticationCertificates(toBuffer(certificate.der), authority.certificates.auth);
-  await db.transaction().execute((trx) => advanceApplication(trx, applicationId, "delivered", { actor }));
+  await db.transaction().execute(async (trx) => {
+    await advanceApplication(trx, applicationId, "delivered", { actor });
+    await destroyInjectedKey(trx, applicationId);
+  });
 }
 
 export interface DeliveryRetryOptions {
@@ -178,6 +185,7 @@ export async function revokeUndelivered(
           "the certificate could not be delivered to the SIM in time; it was revoked (destroyed before delivery)",
         now,
       });
+      await destroyInjectedKey(trx, row.id);
     });
   return overdue.map((r) => r.id);
 }

@@ -28,6 +28,7 @@ import {
   newApplicationNumber,
 } from "./applications.js";
 import type { ApplicationChannel, Authorisation } from "./channel.js";
+import { storeInjectedKey } from "./injected-keys.js";
 
 export interface SubmittedApplication {
   readonly application: ApplicationRecord;
@@ -241,6 +242,8 @@ async function issueFor<Request>(authority: Authority, items: Item<Request>[], a
           actor,
           certificateSerial: serial,
         });
+        const injected = item.authorisation!.injectedKey;
+        if (injected) await storeInjectedKey(trx, authority.dataDir, item.id, injected);
       }
     },
   });

@@ -38,6 +38,7 @@ forEachDialect((dialect, open) => {
         "006-applications",
         "007-postal",
         "008-counter",
+        "009-injected-keys",
       ],
     );
     const head = await again.db.selectFrom("audit_head").selectAll().execute();

@@ -343,6 +343,14 @@ export interface CounterIdentityChecksTable {
   at: Timestamp;
 }
 
+/** A key J-LIS made for a SIM, sealed, between its certificate's issuance and its delivery (src/ra/injected-keys.ts). */
+export interface InjectedKeysTable {
+  application_id: string;
+  /** PKCS#8 DER sealed with AES-256-GCM under `jlis/injected-keys.key`, bound to the application. */
+  sealed_key: Buffer;
+  created_at: Timestamp;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -364,6 +372,7 @@ export interface RegistrySchema {
   municipalities: MunicipalitiesTable;
   clerks: ClerksTable;
   counter_identity_checks: CounterIdentityChecksTable;
+  injected_keys: InjectedKeysTable;
 }
 
 export type Person = Selectable<PersonsTable>;

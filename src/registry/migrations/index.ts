@@ -12,6 +12,7 @@ import * as crlEntryDer from "./005-crl-entry-der.js";
 import * as applications from "./006-applications.js";
 import * as postal from "./007-postal.js";
 import * as counter from "./008-counter.js";
+import * as injectedKeys from "./009-injected-keys.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   "006-applications": applications,
   "007-postal": postal,
   "008-counter": counter,
+  "009-injected-keys": injectedKeys,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
