@@ -45,6 +45,8 @@ The JPKI app's online application, end to end: J-LIS generates the key pair on t
 SIM carrier's relay) with the SIM's attestation, the My Number card signs the application (CMS
 SignedData, with the signing password), J-LIS examines it and issues the certificate, and writes it
 to the SIM. Then the SIM's PIN is set, in the phone. Prints the application number and status.
+With the policy keyGeneration = injected in the data directory's config.json, J-LIS makes the key
+itself after the examination and writes it to the SIM with the certificate (no attestation step).
 
   --channel online       online (the other channels have their own steps: \`apply postal-request\`,
                          and the municipal counter's commands)
@@ -98,6 +100,8 @@ ${JSON_HELP}
         const answer = await app.applyOnline({
           card,
           signPassword: stringOption(values, "sign-password") ?? DEFAULT_SIGN_PASSWORD,
+          // Where the key is made is J-LIS's policy (config.json), which this process knows.
+          keyGeneration: authority.policies.keyGeneration,
         });
         const pin = stringOption(values, "pin") ?? DEFAULT_AUTH_PIN;
         const pinState = await app.ensurePin(pin);
