@@ -12,7 +12,12 @@ import { forEachDialect } from "../testing/dialects.js";
 import { getApplication } from "./applications.js";
 import { DEFAULT_SIGN_PASSWORD } from "./card-issuance.js";
 import { inProcessJlis } from "./jlis-client.js";
-import { DEFAULT_DELIVERY_WINDOW_MS, deliverWithRetry, revokeUndelivered } from "./provisioning.js";
+import {
+  DEFAULT_DELIVERY_WINDOW_MS,
+  DELIVERY_WINDOW_SETTING,
+  deliverWithRetry,
+  revokeUndelivered,
+} from "./provisioning.js";
 import { openRaSandbox } from "./ra-fixture.js";
 
 const DAY = 86_400_000;
@@ -84,6 +89,13 @@ forEachDialect((_dialect, open) => {
       // issuance, as one-per-medium says; the sweep did not touch it).
       assert.equal((await getApplication(db, first.applicationId))?.status, "delivered");
       assert.deepEqual(await revokeUndelivered(authority, { now: later }), [], "the sweep is idempotent");
+      // The window is a registry setting: an hour, and a third application is ended two hours on.
+      await authority.registry.setSetting(DELIVERY_WINDOW_SETTING, "3600", "test");
+      const third = await apply();
+      assert.deepEqual(await revokeUndelivered(authority), []);
+      assert.deepEqual(await revokeUndelivered(authority, { now: new Date(Date.now() + 2 * 3_600_000) }), [
+        third.applicationId,
+      ]);
       assert.deepEqual(await authority.registry.verifyAudit(), []);
     } finally {
       await sandbox.close();

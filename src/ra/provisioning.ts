@@ -142,10 +142,25 @@ export async function deliverWithRetry(
 
 /** How long an issued certificate may wait for delivery to its SIM (default 7 days). */
 export const DEFAULT_DELIVERY_WINDOW_MS = 7 * 86_400_000;
+/** The registry setting (seconds) that changes the window for every J-LIS process of the registry. */
+export const DELIVERY_WINDOW_SETTING = "ra.deliveryWindowSeconds";
+
+/** The delivery window: the registry setting, else the default. */
+export async function deliveryWindowMs(authority: Authority): Promise<number> {
+  const setting = await authority.registry.getSetting(DELIVERY_WINDOW_SETTING);
+  if (setting === undefined) return DEFAULT_DELIVERY_WINDOW_MS;
+  const seconds = Number(setting);
+  if (!Number.isInteger(seconds) || seconds < 60)
+    throw new JpkiError(
+      "integrity",
+      `setting ${DELIVERY_WINDOW_SETTING} must be whole seconds, at least 60: ${setting}`,
+    );
+  return seconds * 1000;
+}
 
 /**
  * The sweep of undeliverable certificates: an application issued (or still delivering) longer than
- * `windowMs` ago has its certificate revoked with reason unspecified (JPKI-FACTS §3: destroyed
+ * `windowMs` ago (default: the registry setting `ra.deliveryWindowSeconds`, else 7 days) has its certificate revoked with reason unspecified (JPKI-FACTS §3: destroyed
  * before delivery) and fails, in one transaction, so no certificate is left dangling. Returns the
  * applications ended.
  */
@@ -155,7 +170,7 @@ export async function revokeUndelivered(
 ): Promise<string[]> {
   const now = options.now ?? new Date();
   const actor = options.actor ?? "ra:provisioning";
-  const cutoff = isoTime(new Date(now.getTime() - (options.windowMs ?? DEFAULT_DELIVERY_WINDOW_MS)));
+  const cutoff = isoTime(new Date(now.getTime() - (options.windowMs ?? (await deliveryWindowMs(authority)))));
   const db = authority.registry.db;
   const overdue = await db
     .selectFrom("applications")
