@@ -26,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
 import { appendAudit, canonicalJson } from "../registry/audit.js";
+import { type BulkColumn, bulkInsert, column } from "../registry/bulk.js";
 import { isoTime } from "../registry/db.js";
 import type { ApplicationsTable, RegistrySchema } from "../registry/schema.js";
 
@@ -137,6 +138,131 @@ export async function createApplication(
     details: { channel: row.channel, personId: row.person_id, iccid: row.iccid },
   });
   return toRecord(row);
+}
+
+const APPLICATION_COLUMNS: readonly BulkColumn[] = [
+  column("id"),
+  column("channel"),
+  column("status"),
+  column("person_id"),
+  column("iccid"),
+  column("certificate_serial"),
+  column("failure_reason"),
+  column("evidence"),
+  column("created_at"),
+  column("updated_at"),
+];
+const EVENT_COLUMNS: readonly BulkColumn[] = [
+  column("application_id"),
+  column("status"),
+  column("reason"),
+  column("actor"),
+  column("at"),
+];
+
+/**
+ * Records applications already examined as `verified` in one go, inside the caller's transaction:
+ * the same rows, history (received, then verified) and audit entries as createApplication followed
+ * by advanceApplication, in one statement per table, for the RA's batches.
+ */
+export async function recordVerifiedApplications(
+  trx: Kysely<RegistrySchema>,
+  applications: readonly (NewApplication & { readonly id: string })[],
+): Promise<ApplicationRecord[]> {
+  if (applications.length === 0) return [];
+  const rows = applications.map((a): ApplicationsTable => {
+    const at = isoTime(a.now);
+    return {
+      id: a.id,
+      channel: a.channel,
+      status: "verified",
+      person_id: a.personId ?? null,
+      iccid: a.iccid ?? null,
+      certificate_serial: null,
+      failure_reason: null,
+      evidence: canonicalJson(a.evidence ?? {}),
+      created_at: at,
+      updated_at: at,
+    };
+  });
+  await bulkInsert(
+    trx,
+    "applications",
+    APPLICATION_COLUMNS,
+    rows.map((r) => APPLICATION_COLUMNS.map((c) => r[c.name as keyof ApplicationsTable])),
+  );
+  await bulkInsert(
+    trx,
+    "application_events",
+    EVENT_COLUMNS,
+    applications.flatMap((a, i) => [
+      [a.id, "received", null, a.actor, rows[i]!.created_at],
+      [a.id, "verified", null, a.actor, rows[i]!.created_at],
+    ]),
+  );
+  await appendAudit(
+    trx,
+    applications.flatMap((a, i) => [
+      {
+        actor: a.actor,
+        action: "application.received",
+        subject: a.id,
+        details: { channel: a.channel, personId: rows[i]!.person_id, iccid: rows[i]!.iccid },
+      },
+      { actor: a.actor, action: "application.verified", subject: a.id, details: { from: "received" } },
+    ]),
+  );
+  return rows.map(toRecord);
+}
+
+/**
+ * Moves `verified` applications to `issued` with their certificates, inside the caller's transaction
+ * (the one that stores the certificates), as advanceApplication does one by one.
+ */
+export async function markApplicationsIssued(
+  trx: Kysely<RegistrySchema>,
+  issued: readonly { readonly id: string; readonly certificateSerial: string }[],
+  actor: string,
+  now?: Date,
+): Promise<ApplicationRecord[]> {
+  if (issued.length === 0) return [];
+  const at = isoTime(now);
+  for (const { id, certificateSerial } of issued) {
+    const result = await trx
+      .updateTable("applications")
+      .set({ status: "issued", certificate_serial: certificateSerial, updated_at: at })
+      .where("id", "=", id)
+      .where("status", "=", "verified")
+      .executeTakeFirst();
+    if (result.numUpdatedRows !== 1n)
+      throw new JpkiError("conflict", `application ${id} is not verified; it cannot become issued`);
+  }
+  await bulkInsert(
+    trx,
+    "application_events",
+    EVENT_COLUMNS,
+    issued.map(({ id }) => [id, "issued", null, actor, at]),
+  );
+  await appendAudit(
+    trx,
+    issued.map(({ id, certificateSerial }) => ({
+      actor,
+      action: "application.issued",
+      subject: id,
+      details: { from: "verified", certificateSerial },
+    })),
+  );
+  const rows = await trx
+    .selectFrom("applications")
+    .selectAll()
+    .where(
+      "id",
+      "in",
+      issued.map((i) => i.id),
+    )
+    .execute();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return issued.map(({ id }) => toRecord(byId.get(id)!));
 }
 
 export interface ApplicationChange {

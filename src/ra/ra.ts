@@ -25,7 +25,9 @@ import {
   type ApplicationRecord,
   advanceApplication,
   createApplication,
+  markApplicationsIssued,
   newApplicationNumber,
+  recordVerifiedApplications,
 } from "./applications.js";
 import type { ApplicationChannel, Authorisation } from "./channel.js";
 import { storeInjectedKey } from "./injected-keys.js";
@@ -114,9 +116,25 @@ export async function submitApplications<Request>(
     let refused: Item<Request> | undefined;
     try {
       await db.transaction().execute(async (trx) => {
+        // New applications in one go (rows, history, audit), then each one's single-use proof.
+        await recordVerifiedApplications(
+          trx,
+          pending
+            .filter((item) => item.continued === undefined)
+            .map((item) => ({
+              id: item.id,
+              channel: channel.name,
+              personId: item.authorisation!.personId,
+              iccid: item.authorisation!.sim.iccid,
+              evidence: item.authorisation!.evidence,
+              actor,
+              now,
+            })),
+        );
         for (const item of pending) {
           try {
-            await recordVerified(trx, item, channel.name, actor, now);
+            if (item.continued === undefined) await item.authorisation!.consume(trx, item.id);
+            else await continueVerified(trx, item, actor, now);
           } catch (error) {
             if (isRefusal(error)) refused = item;
             throw error;
@@ -166,32 +184,17 @@ export async function submitApplications<Request>(
   );
 }
 
-/** Records an authorised application as `verified` (new, or continued), using up its single-use proof. */
-async function recordVerified<Request>(
+/** Moves an application recorded earlier (postal, counter) to `verified`, using up its single-use proof. */
+async function continueVerified<Request>(
   trx: Kysely<RegistrySchema>,
   item: Item<Request>,
-  channel: ApplicationRecord["channel"],
   actor: string,
   now: Date,
 ): Promise<void> {
   const authorisation = item.authorisation!;
-  if (item.continued === undefined)
-    await createApplication(trx, {
-      id: item.id,
-      channel,
-      personId: authorisation.personId,
-      iccid: authorisation.sim.iccid,
-      evidence: authorisation.evidence,
-      actor,
-      now,
-    });
-  else await assertContinues(trx, item.id, authorisation);
+  await assertContinues(trx, item.id, authorisation);
   await authorisation.consume(trx, item.id);
-  await advanceApplication(trx, item.id, "verified", {
-    actor,
-    now,
-    ...(item.continued === undefined ? {} : { evidence: authorisation.evidence }),
-  });
+  await advanceApplication(trx, item.id, "verified", { actor, now, evidence: authorisation.evidence });
 }
 
 /** The registry's crash-safe issuance for verified applications, the policy and the records in its transactions. */
@@ -236,12 +239,14 @@ async function issueFor<Request>(authority: Authority, items: Item<Request>[], a
     },
     async onIssued(trx, issued) {
       await policy.onIssued(trx, issued);
-      for (const { serial, request } of issued) {
+      const records = await markApplicationsIssued(
+        trx,
+        issued.map(({ serial, request }) => ({ id: byRequest.get(request)!.id, certificateSerial: serial })),
+        actor,
+      );
+      for (const [i, { request }] of issued.entries()) {
         const item = byRequest.get(request)!;
-        item.application = await advanceApplication(trx, item.id, "issued", {
-          actor,
-          certificateSerial: serial,
-        });
+        item.application = records[i];
         const injected = item.authorisation!.injectedKey;
         if (injected) await storeInjectedKey(trx, authority.dataDir, item.id, injected);
       }
