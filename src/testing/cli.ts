@@ -2,7 +2,12 @@
  * The command line as tests run it: `jpki-mobile` in a child process, from source under tsx or from
  * dist (whichever this file was loaded from), never throwing on a non-zero exit.
  */
-import { execFile } from "node:child_process";
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after } from "node:test";
 import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
@@ -37,4 +42,54 @@ export async function runCli(
     const e = error as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
   }
+}
+
+/** A fresh data directory for a file of command-line tests, removed after them. */
+export interface CliSandbox {
+  readonly dir: string;
+  /** `<dir>/data`, also in `env` as JPKI_DATA. */
+  readonly data: string;
+  /** What the commands run with: a CA passphrase and JPKI_DATA. */
+  readonly env: NodeJS.ProcessEnv;
+  run(args: readonly string[]): Promise<CliRun>;
+  /** Runs and asserts exit 0 (the message names the command and its stderr); returns stdout. */
+  ok(args: readonly string[]): Promise<string>;
+}
+
+/** Call at a test file's top level: the directory goes with the file's `after`. */
+export function cliSandbox(name: string): CliSandbox {
+  const dir = mkdtempSync(path.join(tmpdir(), `jpki-${name}-`));
+  const data = path.join(dir, "data");
+  const env = { JPKI_CA_PASSPHRASE: `${name} command test`, JPKI_DATA: data };
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (args: readonly string[]) => runCli(args, env);
+  return {
+    dir,
+    data,
+    env,
+    run,
+    async ok(args) {
+      const result = await run(args);
+      assert.equal(result.code, 0, `${args.join(" ")}: exit ${result.code}: ${result.stderr}`);
+      return result.stdout;
+    },
+  };
+}
+
+/** The first line a child process prints (a server's URLs); rejects when it exits before. */
+export function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
+    });
+    child.on("exit", (code) =>
+      reject(new Error(`the process exited (${code}) before printing a line: ${out}${err}`)),
+    );
+  });
 }

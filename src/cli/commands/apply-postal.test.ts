@@ -5,23 +5,12 @@
  * application goes to the counter; an unmatched form and a wrong code are refused with what to do.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { newAccessCode } from "../../ra/access-codes.js";
-import { runCli } from "../../testing/cli.js";
+import { cliSandbox } from "../../testing/cli.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "jpki-postal-"));
-const data = path.join(dir, "data");
-const env = { JPKI_CA_PASSPHRASE: "postal command test", JPKI_DATA: data };
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function ok(args: string[]): Promise<string> {
-  const run = await runCli(args, env);
-  assert.equal(run.code, 0, `${args.join(" ")}: exit ${run.code}: ${run.stderr}`);
-  return run.stdout;
-}
+const cli = cliSandbox("postal");
+const { ok } = cli;
 
 const ADDRESS = "福岡県福岡市中央区天神1-1-1";
 const person = (name: string) => [
@@ -52,21 +41,18 @@ test("apply by post from the command line: request, delivery, access code; a per
   };
 
   // A form that matches no one: refused, no attribute named, nothing mailed.
-  const unmatched = await runCli(
-    [
-      "apply",
-      "postal-request",
-      "--sim",
-      sim.simState,
-      ...person("郵便 花子").slice(0, 3),
-      "1992-12-02",
-      "--sex",
-      "female",
-      "--address",
-      ADDRESS,
-    ],
-    env,
-  );
+  const unmatched = await cli.run([
+    "apply",
+    "postal-request",
+    "--sim",
+    sim.simState,
+    ...person("郵便 花子").slice(0, 3),
+    "1992-12-02",
+    "--sex",
+    "female",
+    "--address",
+    ADDRESS,
+  ]);
   assert.equal(unmatched.code, 1);
   assert.match(
     unmatched.stderr,
@@ -97,18 +83,28 @@ test("apply by post from the command line: request, delivery, access code; a per
   // A mistyped code is refused without counting; a wrong one counts; then the right one completes
   // the application on the SIM.
   const typo = code.startsWith("0") ? `1${code.slice(1)}` : `0${code.slice(1)}`;
-  const mistyped = await runCli(
-    ["apply", "access-code", requested.applicationId, "--sim", sim.simState, "--code", typo],
-    env,
-  );
+  const mistyped = await cli.run([
+    "apply",
+    "access-code",
+    requested.applicationId,
+    "--sim",
+    sim.simState,
+    "--code",
+    typo,
+  ]);
   assert.equal(mistyped.code, 1);
   assert.match(mistyped.stderr, /not an access code.*did not count/);
   let other = newAccessCode();
   while (other === code) other = newAccessCode();
-  const wrong = await runCli(
-    ["apply", "access-code", requested.applicationId, "--sim", sim.simState, "--code", other],
-    env,
-  );
+  const wrong = await cli.run([
+    "apply",
+    "access-code",
+    requested.applicationId,
+    "--sim",
+    sim.simState,
+    "--code",
+    other,
+  ]);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /wrong access code.*4 attempts left/);
   const done = JSON.parse(
@@ -133,10 +129,15 @@ test("apply by post from the command line: request, delivery, access code; a per
     shown.history.map((e) => e.status),
     ["received", "awaiting-code", "verified", "issued", "delivering", "delivered"],
   );
-  const again = await runCli(
-    ["apply", "access-code", requested.applicationId, "--sim", sim.simState, "--code", code],
-    env,
-  );
+  const again = await cli.run([
+    "apply",
+    "access-code",
+    requested.applicationId,
+    "--sim",
+    sim.simState,
+    "--code",
+    code,
+  ]);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /completed already/);
 

@@ -5,23 +5,13 @@
  * key is touched, a second application superseding the first, and the status history by number.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
 import { loadUiccState } from "../../card/uicc/state.js";
-import { runCli } from "../../testing/cli.js";
+import { cliSandbox } from "../../testing/cli.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "jpki-apply-"));
-const data = path.join(dir, "data");
-const env = { JPKI_CA_PASSPHRASE: "apply command test", JPKI_DATA: data };
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function ok(args: string[]): Promise<string> {
-  const run = await runCli(args, env);
-  assert.equal(run.code, 0, `${args.join(" ")}: exit ${run.code}: ${run.stderr}`);
-  return run.stdout;
-}
+const cli = cliSandbox("apply");
+const { ok } = cli;
 
 test("apply online on a light MVNO's SIM, refusals, re-application, and the history by number", async () => {
   await ok(["ca", "init"]);
@@ -56,10 +46,15 @@ test("apply online on a light MVNO's SIM, refusals, re-application, and the hist
 
   // A wrong signing password: refused with the tries left, before J-LIS touches the SIM's key.
   const keyBefore = readFileSync(sim.simState, "utf8");
-  const wrong = await runCli(
-    ["apply", "--card", citizen.cardState, "--sim", sim.simState, "--sign-password", "WRONG1"],
-    env,
-  );
+  const wrong = await cli.run([
+    "apply",
+    "--card",
+    citizen.cardState,
+    "--sim",
+    sim.simState,
+    "--sign-password",
+    "WRONG1",
+  ]);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /wrong signing password.*4 tries left/);
   assert.equal(
@@ -89,10 +84,10 @@ test("apply online on a light MVNO's SIM, refusals, re-application, and the hist
   const text = await ok(["application", "show", first.applicationId]);
   assert.match(text, /\(online\): delivered/);
 
-  const unknown = await runCli(["application", "show", "AP-0000-0000-0000"], env);
+  const unknown = await cli.run(["application", "show", "AP-0000-0000-0000"]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no application AP-0000-0000-0000/);
-  const malformed = await runCli(["application", "show", "12345"], env);
+  const malformed = await cli.run(["application", "show", "12345"]);
   assert.notEqual(malformed.code, 0);
   assert.match(malformed.stderr, /not an application number/);
   await ok(["audit", "verify"]);

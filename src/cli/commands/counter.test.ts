@@ -5,25 +5,14 @@
  * reset at the counter, and the audit chain intact.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { InProcessTransport } from "../../card/in-process-transport.js";
 import { openUicc } from "../../card/uicc/uicc.js";
 import { JpkiCard, PinBlockedError, WrongPinError } from "../../phone/jpki-card.js";
-import { runCli } from "../../testing/cli.js";
+import { cliSandbox } from "../../testing/cli.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "jpki-counter-"));
-const data = path.join(dir, "data");
-const env = { JPKI_CA_PASSPHRASE: "counter command test", JPKI_DATA: data };
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function ok(args: string[]): Promise<string> {
-  const run = await runCli(args, env);
-  assert.equal(run.code, 0, `${args.join(" ")}: exit ${run.code}: ${run.stderr}`);
-  return run.stdout;
-}
+const cli = cliSandbox("counter");
+const { ok } = cli;
 
 test("clerk add, counter apply by card and by documents, refusals, counter unblock-pin", async () => {
   await ok(["ca", "init"]);
@@ -63,7 +52,7 @@ test("clerk add, counter apply by card and by documents, refusals, counter unblo
   assert.match(clerk.token, /^[A-Za-z0-9_-]{43}$/);
   assert.doesNotMatch(await ok(["clerk", "list"]), new RegExp(clerk.token), "the token is shown once");
 
-  const bad = await runCli(["clerk", "add", "--municipality", "131017", "--name", "東京都千代田区"], env);
+  const bad = await cli.run(["clerk", "add", "--municipality", "131017", "--name", "東京都千代田区"]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /check digit should be 6/);
 
@@ -79,13 +68,18 @@ test("clerk add, counter apply by card and by documents, refusals, counter unblo
   assert.match(shown, /\(counter\): delivered/);
   assert.match(shown, new RegExp(`clerk:${clerk.id}@131016`));
 
-  const few = await runCli(
-    ["counter", "apply", ...visit, "--identity", "documents", "--documents", "pension-book"],
-    env,
-  );
+  const few = await cli.run([
+    "counter",
+    "apply",
+    ...visit,
+    "--identity",
+    "documents",
+    "--documents",
+    "pension-book",
+  ]);
   assert.equal(few.code, 1);
   assert.match(few.stderr, /identity documents are not enough/);
-  const missing = await runCli(["counter", "apply", ...visit, "--identity", "documents"], env);
+  const missing = await cli.run(["counter", "apply", ...visit, "--identity", "documents"]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /needs --documents/);
   const text = await ok([
@@ -131,10 +125,10 @@ test("clerk add, counter apply by card and by documents, refusals, counter unblo
   await after.close();
 
   await ok(["clerk", "disable", clerk.id, "--reason", "moved to another office"]);
-  const disabled = await runCli(["counter", "unblock-pin", ...visit, "--new-pin", "1111"], env);
+  const disabled = await cli.run(["counter", "unblock-pin", ...visit, "--new-pin", "1111"]);
   assert.equal(disabled.code, 1);
   assert.match(disabled.stderr, /is disabled: ask the municipality's administrator/);
-  const wrong = await runCli(["counter", "apply", ...visit.slice(0, 1), "nonsense", ...visit.slice(2)], env);
+  const wrong = await cli.run(["counter", "apply", ...visit.slice(0, 1), "nonsense", ...visit.slice(2)]);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /clerk token is not valid/);
   await ok(["audit", "verify"]);

@@ -5,46 +5,14 @@
  * in (and reports a wrong PIN with the tries left), SIGTERM stops the relying party with status 0.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import { openLoginSandbox, SIM_PIN } from "../../rp/rp-fixture.js";
+import { cliArgs, firstLine, runCli } from "../../testing/cli.js";
 
-const execFileAsync = promisify(execFile);
-
-/** The command line as a child process (from source under tsx, or from dist). */
-function cliArgs(args: string[]): string[] {
-  const main = new URL("../main.js", import.meta.url).href;
-  const code = `const { main } = await import(${JSON.stringify(main)}); process.exitCode = await main(process.argv.slice(1));`;
-  return [...process.execArgv, "--input-type=module", "-e", code, ...args];
-}
-
-async function jpki(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, cliArgs(args), { timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let err = "";
-    child.stderr!.on("data", (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
-    });
-    child.on("exit", (code) => reject(new Error(`rp serve exited (${code}) before printing: ${out}${err}`)));
-  });
-}
+const jpki = (args: string[]) => runCli(args);
 
 test("rp serve registers once and serves; login logs in with the SIM state file; SIGTERM stops it", async () => {
   const sandbox = await openLoginSandbox();

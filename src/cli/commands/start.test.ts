@@ -4,7 +4,7 @@
  * status 0, and its lookup counts are in the registry afterwards.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,47 +12,15 @@ import { after, test } from "node:test";
 import { promisify } from "node:util";
 import { openRegistryDatabase } from "../../registry/db.js";
 import { lookupCounts } from "../../registry/verifiers.js";
+import { cliArgs, firstLine, runCli } from "../../testing/cli.js";
 
-const execFileAsync = promisify(execFile);
 const dir = mkdtempSync(path.join(tmpdir(), "jpki-start-"));
 const data = path.join(dir, "data");
 const env = { ...process.env, JPKI_CA_PASSPHRASE: "start command test" };
+const execFileAsync = promisify(execFile);
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The command line as a child process (from source under tsx, or from dist). */
-function cliArgs(args: string[]): string[] {
-  const main = new URL("../main.js", import.meta.url).href;
-  const code = `const { main } = await import(${JSON.stringify(main)}); process.exitCode = await main(process.argv.slice(1));`;
-  return [...process.execArgv, "--input-type=module", "-e", code, ...args];
-}
-
-async function jpki(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, cliArgs(args), {
-      env,
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let err = "";
-    child.stderr!.on("data", (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
-    });
-    child.on("exit", (code) => reject(new Error(`start exited (${code}) before printing: ${out}${err}`)));
-  });
-}
+const jpki = (args: string[]) => runCli(args, env);
 
 /** Set by the first test: the verifier's token, its id, and a citizen certificate with its serial. */
 let served: { token: string; verifierId: string; certFile: string; serial: string } | undefined;
