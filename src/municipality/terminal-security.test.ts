@@ -10,8 +10,6 @@
  *   the PIN is inside; so the PIN travelled, encrypted, inside J-LIS's channel only.
  */
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseCommandApdu } from "../card/apdu.js";
 import type { Scp11Host } from "../card/gp/scp11.js";
@@ -21,11 +19,9 @@ import { loadUiccState } from "../card/uicc/state.js";
 import { JpkiApp } from "../phone/app.js";
 import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
 import { inProcessJlis } from "../ra/jlis-client.js";
-import { jlisKeyPath } from "../ra/jlis-credentials.js";
 import { openJlisSession } from "../ra/provisioning.js";
 import { openRaSandbox } from "../ra/ra-fixture.js";
-import { dataDirPassphrase } from "../server/authority.js";
-import { secretParts } from "../testing/secrets.js";
+import { provisioningSecrets } from "../testing/secrets.js";
 import { addClerk } from "./clerks.js";
 import { applyAtCounter, unblockPinAtCounter } from "./console.js";
 import { CounterTerminal } from "./terminal.js";
@@ -77,26 +73,9 @@ test("the counter terminal's record holds no key, PIN or session key; the carrie
     const carried = Buffer.concat(
       terminal.relayed.flatMap((e) => [e.command, e.response ?? Buffer.alloc(0)]),
     );
-    const state = loadUiccState(phone.sim.simState);
-    const passphrase = await dataDirPassphrase(authority.dataDir);
+    const _state = loadUiccState(phone.sim.simState);
     const secrets: [string, Buffer][] = [
-      ...secretParts(
-        createPrivateKey({
-          key: Buffer.from(state.applet!.jpki.keys["0017"]!, "base64"),
-          format: "der",
-          type: "pkcs8",
-        }),
-      ).map((b): [string, Buffer] => ["the SIM's private key", b]),
-      ...secretParts(
-        createPrivateKey({ key: Buffer.from(state.maker.sdKey, "base64"), format: "der", type: "pkcs8" }),
-      ).map((b): [string, Buffer] => ["the security domain's static key", b]),
-      ...secretParts(createPrivateKey({ key: readFileSync(jlisKeyPath(authority.dataDir)), passphrase })).map(
-        (b): [string, Buffer] => ["J-LIS's SCP11 key", b],
-      ),
-      ["S-ENC", sessionKeys.sEnc],
-      ["S-MAC", sessionKeys.sMac],
-      ["S-RMAC", sessionKeys.sRmac],
-      ["S-DEK", sessionKeys.dek!],
+      ...(await provisioningSecrets(authority.dataDir, phone.sim.simState, sessionKeys)),
       ["the first PIN", Buffer.from(FIRST_PIN, "latin1")],
       ["the new PIN", Buffer.from(NEW_PIN, "latin1")],
       ["the control PIN", Buffer.from(CONTROL_PIN, "latin1")],

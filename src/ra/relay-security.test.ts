@@ -13,7 +13,6 @@
  * - Replaying the recorded session to the SIM achieves nothing: new ephemeral keys, other session keys.
  */
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseCommandApdu } from "../card/apdu.js";
@@ -23,11 +22,9 @@ import { readTlvList } from "../card/tlv.js";
 import { loadUiccState } from "../card/uicc/state.js";
 import { cardManagerKeys } from "../mno/carriers.js";
 import { JpkiApp } from "../phone/app.js";
-import { dataDirPassphrase } from "../server/authority.js";
-import { secretParts } from "../testing/secrets.js";
+import { provisioningSecrets } from "../testing/secrets.js";
 import { DEFAULT_SIGN_PASSWORD } from "./card-issuance.js";
 import { inProcessJlis } from "./jlis-client.js";
-import { jlisKeyPath } from "./jlis-credentials.js";
 import { openJlisSession } from "./provisioning.js";
 import { openRaSandbox } from "./ra-fixture.js";
 
@@ -60,25 +57,8 @@ test("the carrier's relay record holds no secret, and its own keys open nothing 
     const transcript = phone.relay.relayed;
     const carried = Buffer.concat(transcript.flatMap((e) => [e.command, e.response ?? Buffer.alloc(0)]));
     const state = loadUiccState(phone.sim.simState);
-    const passphrase = await dataDirPassphrase(authority.dataDir);
     const secrets: [string, Buffer][] = [
-      ...secretParts(
-        createPrivateKey({
-          key: Buffer.from(state.applet!.jpki.keys["0017"]!, "base64"),
-          format: "der",
-          type: "pkcs8",
-        }),
-      ).map((b): [string, Buffer] => ["the SIM's private key", b]),
-      ...secretParts(
-        createPrivateKey({ key: Buffer.from(state.maker.sdKey, "base64"), format: "der", type: "pkcs8" }),
-      ).map((b): [string, Buffer] => ["the security domain's static key", b]),
-      ...secretParts(createPrivateKey({ key: readFileSync(jlisKeyPath(authority.dataDir)), passphrase })).map(
-        (b): [string, Buffer] => ["J-LIS's SCP11 key", b],
-      ),
-      ["S-ENC", sessionKeys.sEnc],
-      ["S-MAC", sessionKeys.sMac],
-      ["S-RMAC", sessionKeys.sRmac],
-      ["S-DEK", sessionKeys.dek!],
+      ...(await provisioningSecrets(authority.dataDir, phone.sim.simState, sessionKeys)),
       ["the SIM's PIN", Buffer.from(SIM_PIN, "latin1")],
       ["the signing password", Buffer.from(DEFAULT_SIGN_PASSWORD, "latin1")],
     ];
