@@ -15,7 +15,7 @@ import { constants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { JpkiError } from "../errors.js";
-import type { KeyAlgorithm } from "../pki/algorithms.js";
+import { generateP256PrivateKey, type KeyAlgorithm } from "../pki/algorithms.js";
 import type { KeyStore, SigningKey } from "./keystore.js";
 import { checkLabel } from "./labels.js";
 
@@ -160,10 +160,14 @@ export class SoftwareKeyStore implements KeyStore {
     const file = this.fileOf(label);
     const passphrase = await this.getPassphrase();
     if (await this.has(label)) throw new JpkiError("conflict", `a key labelled "${label}" exists already`);
+    // P-256 through ECDH (generateP256PrivateKey says why); RSA in the thread pool.
     const { privateKey, publicKey } =
       algorithm === "rsa-2048"
         ? await generateKeyPairAsync("rsa", { modulusLength: 2048, publicExponent: 0x10001 })
-        : await generateKeyPairAsync("ec", { namedCurve: "P-256" });
+        : (() => {
+            const key = generateP256PrivateKey();
+            return { privateKey: key, publicKey: createPublicKey(key) };
+          })();
     const pem = String(
       privateKey.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase }),
     );

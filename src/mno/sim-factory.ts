@@ -4,21 +4,20 @@
  * attestation certificate from the SIM maker's CA (issued through the registry like every
  * certificate), then the SIM state file. No JPKI applet yet: the carrier installs it over the air.
  */
-import { generateKeyPair, randomUUID } from "node:crypto";
+
+import { createPublicKey, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { isValidIccid, newEid, newIccid } from "../card/uicc/identity.js";
 import { writeNewSim } from "../card/uicc/manufacture.js";
 import { JpkiError } from "../errors.js";
+import { generateP256PrivateKey } from "../pki/algorithms.js";
 import { simAttestationCertificateTbs } from "../pki/profiles.js";
 import { caValidity } from "../pki/validity.js";
 import { issueCertificates } from "../registry/issuance.js";
 import { insertSim } from "../registry/registry.js";
 import type { Authority } from "../server/authority.js";
 import { cardManagerKeys, findCarrier, simIssuerOf } from "./carriers.js";
-
-const generateKeyPairAsync = promisify(generateKeyPair);
 
 /** How long a SIM's attestation certificate lives: beyond any SIM's service life. */
 const ATTESTATION_YEARS = 20;
@@ -52,7 +51,8 @@ export async function createSim(
   while (await authority.registry.getSimByIccid(iccid));
   if (!isValidIccid(iccid)) throw new JpkiError("internal", `made an invalid ICCID ${iccid}`);
   const eid = newEid();
-  const { privateKey, publicKey } = await generateKeyPairAsync("ec", { namedCurve: "P-256" });
+  const privateKey = generateP256PrivateKey();
+  const publicKey = createPublicKey(privateKey);
   const subjectSpki = publicKey.export({ type: "spki", format: "der" });
   const validity = caValidity(now, ATTESTATION_YEARS);
   const simId = randomUUID();

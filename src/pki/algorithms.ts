@@ -2,6 +2,7 @@
  * Key and signature algorithms the project uses, and the signed-object envelope shared by
  * certificates and CRLs.
  */
+import { createECDH, createPrivateKey, type KeyObject } from "node:crypto";
 import { bitString, NULL, oid, sequence } from "./der.js";
 
 /** RSA-2048 for every JPKI key (JPKI-FACTS §2); ECDSA P-256 for SIM attestation and SCP11 keys. */
@@ -30,4 +31,33 @@ export function assembleSigned(
   signature: Uint8Array,
 ): Buffer {
   return sequence(tbs, algorithmIdentifier, bitString(signature));
+}
+
+/** A P-256 private key from its 32-byte scalar (how test vectors and key stores write it). */
+export function p256PrivateKeyFromScalar(d: Uint8Array): KeyObject {
+  const ecdh = createECDH("prime256v1");
+  ecdh.setPrivateKey(Buffer.from(d));
+  const point = ecdh.getPublicKey();
+  return createPrivateKey({
+    key: {
+      kty: "EC",
+      crv: "P-256",
+      x: point.subarray(1, 33).toString("base64url"),
+      y: point.subarray(33).toString("base64url"),
+      d: Buffer.from(d).toString("base64url"),
+    },
+    format: "jwk",
+  });
+}
+
+/**
+ * A new P-256 private key, made through ECDH rather than generateKeyPair: Node 20 can deadlock when
+ * the garbage collector frees a key-generation job while a key sharing its lock is being exported
+ * (seen as ~KeyGenJob waiting under ExportJWKEcKey), and this way there is no such job.
+ */
+export function generateP256PrivateKey(): KeyObject {
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  const d = ecdh.getPrivateKey();
+  return p256PrivateKeyFromScalar(Buffer.concat([Buffer.alloc(32 - d.length), d]));
 }

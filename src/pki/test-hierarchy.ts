@@ -3,8 +3,13 @@
  * both JPKI roots, their OCSP responders, the four citizen certificates, and the SIM maker's root
  * with one SIM attestation certificate. Not used by production code.
  */
-import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import { assembleSigned, type KeyAlgorithm, signatureAlgorithmIdentifier } from "./algorithms.js";
+import { createPublicKey, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import {
+  assembleSigned,
+  generateP256PrivateKey,
+  type KeyAlgorithm,
+  signatureAlgorithmIdentifier,
+} from "./algorithms.js";
 import { AUTH_CA_NAME, SIGNING_CA_NAME, SIM_MAKER_CA_NAME } from "./names.js";
 import {
   authenticationCaTbs,
@@ -40,7 +45,10 @@ export function generateTestKey(algorithm: KeyAlgorithm): TestKey {
   const { privateKey, publicKey } =
     algorithm === "rsa-2048"
       ? generateKeyPairSync("rsa", { modulusLength: 2048 })
-      : generateKeyPairSync("ec", { namedCurve: "P-256" });
+      : (() => {
+          const privateKey = generateP256PrivateKey();
+          return { privateKey, publicKey: createPublicKey(privateKey) };
+        })();
   return { privateKey, spki: publicKey.export({ type: "spki", format: "der" }), algorithm };
 }
 

@@ -8,12 +8,14 @@
  * directory's passphrase (mode 0600), made on first use. It stays a software key even when the CAs'
  * keys are in an HSM: ECDH through PKCS#11 is left for later (docs/provisioning.md).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { softwareEckaKey } from "../card/gp/scp11.js";
 import type { JlisCredentials } from "../card/uicc/host.js";
 import { JpkiError } from "../errors.js";
+import { generateP256PrivateKey } from "../pki/algorithms.js";
 import { parseCertificate } from "../pki/certificate.js";
 import { jlisOceCertificateTbs } from "../pki/profiles.js";
 import { caValidity } from "../pki/validity.js";
@@ -55,7 +57,7 @@ async function loadOrCreate(authority: Authority): Promise<JlisCredentials> {
       });
     }
   } else {
-    key = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    key = generateP256PrivateKey();
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     writeFileAtomic(
       file,

@@ -11,15 +11,8 @@
  * Certificates here are X.509 (the project's P-256 profiles) rather than the GP format of Amd F §6:
  * the card side receives the DER chain and a validator callback (host-certificate.ts offers one).
  */
-import {
-  createECDH,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-  timingSafeEqual,
-} from "node:crypto";
+import { createECDH, createPublicKey, diffieHellman, type KeyObject, timingSafeEqual } from "node:crypto";
+import { p256PrivateKeyFromScalar } from "../../pki/algorithms.js";
 import { encodeCommandApdu, parseCommandApdu, responseApdu } from "../apdu.js";
 import { SW } from "../status-words.js";
 import { encodeTlv, readTlvList } from "../tlv.js";
@@ -108,23 +101,6 @@ export function p256PublicKeyFromPoint(point: Uint8Array): KeyObject {
   });
 }
 
-/** A P-256 private key from its 32-byte scalar (how test vectors and key stores write it). */
-export function p256PrivateKeyFromScalar(d: Uint8Array): KeyObject {
-  const ecdh = createECDH("prime256v1");
-  ecdh.setPrivateKey(Buffer.from(d));
-  const point = ecdh.getPublicKey();
-  return createPrivateKey({
-    key: {
-      kty: "EC",
-      crv: "P-256",
-      x: point.subarray(1, 33).toString("base64url"),
-      y: point.subarray(33).toString("base64url"),
-      d: Buffer.from(d).toString("base64url"),
-    },
-    format: "jwk",
-  });
-}
-
 /** An EckaPrivateKey over a Node KeyObject. */
 export function softwareEckaKey(privateKey: KeyObject): EckaPrivateKey {
   return {
@@ -133,9 +109,23 @@ export function softwareEckaKey(privateKey: KeyObject): EckaPrivateKey {
   };
 }
 
-/** A fresh ephemeral key pair (eSK/ePK.OCE.ECKA or eSK/ePK.SD.ECKA). */
+export { p256PrivateKeyFromScalar };
+
+/**
+ * A fresh ephemeral key pair (eSK/ePK.OCE.ECKA or eSK/ePK.SD.ECKA), through ECDH: no key-generation
+ * job (see generateP256PrivateKey in src/pki/algorithms.ts).
+ */
 export function generateEphemeralEckaKey(): EckaPrivateKey {
-  return softwareEckaKey(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey);
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  return {
+    publicPoint: ecdh.getPublicKey(),
+    // The point is checked (length, form, on the curve) before the agreement, as for a static key.
+    agree: (peer) => {
+      p256PublicKeyFromPoint(peer);
+      return ecdh.computeSecret(Buffer.from(peer));
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

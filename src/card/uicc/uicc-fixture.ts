@@ -4,11 +4,13 @@
  * the steps every test repeats: the carrier installs the J-LIS domain and applet, J-LIS generates the
  * key and writes the certificate, the citizen sets the PIN in the phone.
  */
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+
+import { createPublicKey, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { JpkiCard } from "../../phone/jpki-card.js";
+import { generateP256PrivateKey } from "../../pki/algorithms.js";
 import {
   jlisOceCertificateTbs,
   simAttestationCertificateTbs,
@@ -94,7 +96,8 @@ let oceCredentials: JlisCredentials | undefined;
 /** J-LIS's SCP11a key and its certificate from the SIM maker's root. */
 function testOceCredentials(h: TestHierarchy): JlisCredentials {
   if (!oceCredentials) {
-    const pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const privateKey = generateP256PrivateKey();
+    const pair = { privateKey, publicKey: createPublicKey(privateKey) };
     const certificate = signTbs(
       jlisOceCertificateTbs({
         serial: randomSerial(),

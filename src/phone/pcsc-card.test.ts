@@ -1,0 +1,55 @@
+/**
+ * The JPKI app with the My Number card in a real PC/SC reader (pcscd with vsmartcard's vpcd, the card
+ * served by this process): the card signs an online application through PC/SC, and J-LIS issues and
+ * delivers the certificate. The same code that the in-process tests run, over the other transport.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { openMyNumberCard } from "../card/mynacard.js";
+import { connectPcscCard, waitForReaderState } from "../card/pcsc-transport.js";
+import { serveCardOverVpcd } from "../card/vpcd.js";
+import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
+import { inProcessJlis } from "../ra/jlis-client.js";
+import { openRaSandbox } from "../ra/ra-fixture.js";
+import { pcscSkipReason, withVpcdSlot } from "../testing/pcsc.js";
+import { JpkiApp } from "./app.js";
+
+const skip = await pcscSkipReason();
+
+describe("the JPKI app with the card in a PC/SC reader", { skip, timeout: 600_000 }, () => {
+  test("the card signs the online application through pcscd; the certificate is delivered", async () => {
+    const sandbox = await openRaSandbox();
+    try {
+      const citizen = await sandbox.citizen();
+      const phone = await sandbox.phone();
+      await withVpcdSlot(async (slot) => {
+        const link = serveCardOverVpcd(openMyNumberCard(citizen.cardState), { port: slot.port });
+        try {
+          await link.waitUntilActive();
+          assert.ok(await waitForReaderState(slot.readerName, "present", 10_000));
+          const card = await connectPcscCard({ reader: slot.readerName });
+          try {
+            const app = new JpkiApp(
+              { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
+              inProcessJlis(sandbox.authority, () => phone.relay),
+            );
+            const answer = await app.applyOnline({ card, signPassword: DEFAULT_SIGN_PASSWORD });
+            assert.equal(answer.status, "delivered");
+            const application = await sandbox.authority.registry.db
+              .selectFrom("applications")
+              .select(["person_id", "status"])
+              .where("id", "=", answer.applicationId)
+              .executeTakeFirstOrThrow();
+            assert.deepEqual([application.person_id, application.status], [citizen.citizenId, "delivered"]);
+          } finally {
+            await card.close();
+          }
+        } finally {
+          await link.close();
+        }
+      });
+    } finally {
+      await sandbox.close();
+    }
+  });
+});
