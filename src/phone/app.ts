@@ -30,6 +30,8 @@ export interface ApplicationAnswer {
 /** What the app asks of J-LIS. */
 export interface JlisClient {
   nonce(): Promise<Buffer>;
+  /** Where this J-LIS makes the key (its policy); the app follows it unless told otherwise. */
+  keyGeneration?(): Promise<"on-card" | "injected">;
   /** Has J-LIS generate the user-authentication key on the SIM (through the carrier's relay). */
   generateKey(iccid: string, nonce: Buffer): Promise<GeneratedKey>;
   /** Submits a signed online application (CMS SignedData DER). */
@@ -55,7 +57,7 @@ export interface OnlineApplicationInput {
   /**
    * `on-card` (default): J-LIS has the SIM generate the key first and the application carries it
    * with the SIM's attestation; `injected`: J-LIS makes the key after the examination and writes it
-   * to the SIM with the certificate (as J-LIS's policy says).
+   * to the SIM with the certificate. Default: what J-LIS says its policy is.
    */
   readonly keyGeneration?: "on-card" | "injected";
   readonly now?: Date;
@@ -94,7 +96,8 @@ export class JpkiApp {
     await card.verify("sign", input.signPassword);
     this.onStep("nonce");
     const nonce = await this.jlis.nonce();
-    const onCard = (input.keyGeneration ?? "on-card") === "on-card";
+    const mode = input.keyGeneration ?? (await this.jlis.keyGeneration?.()) ?? "on-card";
+    const onCard = mode === "on-card";
     let key: { spki: Buffer; attestation: Buffer } | undefined;
     if (onCard) {
       this.onStep("key-generation");

@@ -49,10 +49,19 @@ const json = (body: unknown): RequestInit => ({
 /** J-LIS at `baseUrl` (e.g. http://127.0.0.1:8080), as the app's JlisClient. */
 export function httpJlis(baseUrl: string): JlisClient {
   const api = `${baseUrl.replace(/\/$/, "")}/api/ra`;
+  let keyGeneration: "on-card" | "injected" | undefined;
   return {
     async nonce() {
-      const body = (await call(`${api}/nonces`, { method: "POST" })) as { nonce: string };
+      const body = (await call(`${api}/nonces`, { method: "POST" })) as {
+        nonce: string;
+        keyGeneration?: "on-card" | "injected";
+      };
+      keyGeneration = body.keyGeneration;
       return Buffer.from(body.nonce, "base64");
+    },
+    /** J-LIS's policy, as its last nonce said. */
+    async keyGeneration() {
+      return keyGeneration ?? "on-card";
     },
     async generateKey(iccid, nonce) {
       const body = (await call(`${api}/sims/${iccid}/key`, json({ nonce: nonce.toString("base64") }))) as {

@@ -45,7 +45,11 @@ forEachDialect((_dialect, open) => {
       const refused = (pattern: RegExp) => (error: unknown) =>
         error instanceof JpkiError && error.code === "forbidden" && pattern.test(error.message);
       await assert.rejects(
-        app.applyOnline({ card: citizen.card, signPassword: DEFAULT_SIGN_PASSWORD }),
+        app.applyOnline({
+          card: citizen.card,
+          signPassword: DEFAULT_SIGN_PASSWORD,
+          keyGeneration: "on-card",
+        }),
         refused(/makes the key itself and injects it/),
       );
       await assert.rejects(
@@ -58,11 +62,8 @@ forEachDialect((_dialect, open) => {
       );
 
       const relayedBefore = phone.relay.relayed.length;
-      const answer = await app.applyOnline({
-        card: citizen.card,
-        signPassword: DEFAULT_SIGN_PASSWORD,
-        keyGeneration: "injected",
-      });
+      // By default the app follows J-LIS's policy.
+      const answer = await app.applyOnline({ card: citizen.card, signPassword: DEFAULT_SIGN_PASSWORD });
       assert.equal(answer.status, "delivered");
       assert.equal(
         (await db.selectFrom("injected_keys").select("application_id").execute()).length,

@@ -26,6 +26,9 @@ export function inProcessJlis(authority: Authority, relayFor: (iccid: string) =>
     async nonce() {
       return (await issueNonce(authority.registry.db)).nonce;
     },
+    async keyGeneration() {
+      return authority.policies.keyGeneration;
+    },
     generateKey(iccid, nonce) {
       return generateKeyOnSim(authority, relayFor(iccid).transportFor(iccid), { iccid, nonce });
     },

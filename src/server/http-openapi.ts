@@ -146,7 +146,9 @@ export function openApiDocument(): Record<string, unknown> {
       "/api/ra/nonces": {
         post: {
           summary: "A nonce for an online application (single use, 10 minutes)",
-          responses: { "201": jsonResponse("{ nonce (base64), expiresAt }") },
+          responses: {
+            "201": jsonResponse("{ nonce (base64), expiresAt, keyGeneration (on-card | injected) }"),
+          },
         },
       },
       "/api/ra/sims/{iccid}/key": {

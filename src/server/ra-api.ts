@@ -91,7 +91,12 @@ export class RaApi {
       if (role === "ra" && resource === "nonces" && id === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/nonces");
         const { nonce, expiresAt } = await issueNonce(this.authority.registry.db);
-        return reply(201, { nonce: nonce.toString("base64"), expiresAt: expiresAt.toISOString() });
+        return reply(201, {
+          nonce: nonce.toString("base64"),
+          expiresAt: expiresAt.toISOString(),
+          // Where this J-LIS makes the key: the application must say the same.
+          keyGeneration: this.authority.policies.keyGeneration,
+        });
       }
       if (role === "ra" && resource === "sims" && id && sub === "key" && extra === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);

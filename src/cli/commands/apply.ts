@@ -100,8 +100,6 @@ ${JSON_HELP}
         const answer = await app.applyOnline({
           card,
           signPassword: stringOption(values, "sign-password") ?? DEFAULT_SIGN_PASSWORD,
-          // Where the key is made is J-LIS's policy (config.json), which this process knows.
-          keyGeneration: authority.policies.keyGeneration,
         });
         const pin = stringOption(values, "pin") ?? DEFAULT_AUTH_PIN;
         const pinState = await app.ensurePin(pin);
