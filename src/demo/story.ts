@@ -4,6 +4,7 @@
  * with their SIMs, the citizens' My Number cards), each step checked: a step passes only when the
  * outcome is the expected one, a refusal included. The story ends with the audit log verified.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -101,7 +102,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
 
   try {
-    // The sandbox's own passphrase file is made by ca init when none is set.
+    // A throw-away passphrase for the throw-away CA keys (ca init would otherwise make a file and say so).
+    process.env["JPKI_CA_PASSPHRASE"] ??= randomBytes(24).toString("base64url");
     const authority = await initAuthority({ dataDir: path.join(dataDir, "jlis") });
     cleanups.push(() => authority.close());
     const status = createStatusService(authority, { log: () => undefined });
