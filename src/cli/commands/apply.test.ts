@@ -90,5 +90,41 @@ test("apply online on a light MVNO's SIM, refusals, re-application, and the hist
   const malformed = await cli.run(["application", "show", "12345"]);
   assert.notEqual(malformed.code, 0);
   assert.match(malformed.stderr, /not an application number/);
+  // The other channels through the same command: a postal request (its own options only).
+  const postalSim = JSON.parse(await ok(["sim", "create", "--carrier", "sakura", "--json"])) as {
+    simState: string;
+  };
+  const postal = JSON.parse(
+    await ok([
+      "apply",
+      "--channel",
+      "postal",
+      "--sim",
+      postalSim.simState,
+      "--name",
+      "試験 次郎",
+      "--birth",
+      "1979-01-31",
+      "--sex",
+      "male",
+      "--address",
+      "大阪府大阪市1-2",
+      "--json",
+    ]),
+  ) as { status: string };
+  assert.equal(postal.status, "awaiting-code");
+  const stray = await cli.run([
+    "apply",
+    "--channel",
+    "online",
+    "--name",
+    "x",
+    "--card",
+    citizen.cardState,
+    "--sim",
+    sim.simState,
+  ]);
+  assert.equal(stray.code, 2);
+  assert.match(stray.stderr, /--name does not apply to --channel online/);
   await ok(["audit", "verify"]);
 });

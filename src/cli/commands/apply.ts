@@ -14,6 +14,8 @@ import { type ApplicationEvent, getApplication, parseApplicationNumber } from ".
 import { DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD } from "../../ra/card-issuance.js";
 import { inProcessJlis } from "../../ra/jlis-client.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
+import { applyPostalRequest } from "./apply-postal.js";
+import { counterApply } from "./counter.js";
 import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
 import { openPhoneSim } from "./phone-sim.js";
 
@@ -34,12 +36,25 @@ async function openCard(values: Record<string, unknown>): Promise<CardTransport>
   return new InProcessTransport(openMyNumberCard(file));
 }
 
+const ONLINE_OPTIONS = {
+  ...dataOption,
+  ...jsonOption,
+  channel: { type: "string" },
+  card: { type: "string" },
+  "card-reader": { type: "string" },
+  sim: { type: "string" },
+  "sign-password": { type: "string" },
+  pin: { type: "string" },
+} as const;
+
 export const applyCommand: Command = {
   name: "apply",
   summary: "apply online for the smartphone certificate: card signature, key on the SIM, delivery",
   help: `
-Usage: jpki-mobile apply --channel online --card CARD_STATE --sim SIM_STATE [--data DIR]
+Usage: jpki-mobile apply [--channel online] --card CARD_STATE --sim SIM_STATE [--data DIR]
                          [--sign-password P] [--pin NEW_PIN] [--json]
+       jpki-mobile apply --channel postal …    the same as \`apply postal-request\` (see its --help)
+       jpki-mobile apply --channel counter …   the same as \`counter apply\` (see its --help)
 
 The JPKI app's online application, end to end: J-LIS generates the key pair on the SIM (over the
 SIM carrier's relay) with the SIM's attestation, the My Number card signs the application (CMS
@@ -48,8 +63,7 @@ to the SIM. Then the SIM's PIN is set, in the phone. Prints the application numb
 With the policy keyGeneration = injected in the data directory's config.json, J-LIS makes the key
 itself after the examination and writes it to the SIM with the certificate (no attestation step).
 
-  --channel online       online (the other channels have their own steps: \`apply postal-request\`,
-                         and the municipal counter's commands)
+  --channel online       online (default); postal and counter take their own options, as above
   --card CARD_STATE      the My Number card (a state file from \`citizen add\`)
   --card-reader NAME     or a card in a PC/SC reader (e.g. "Virtual PCD 00 00" for \`card serve\`)
   --sim SIM_STATE        the phone's SIM (from \`sim create\`); the carrier installs the JPKI applet
@@ -60,26 +74,17 @@ itself after the examination and writes it to the SIM with the certificate (no a
 ${DATA_HELP}
 ${JSON_HELP}
 `,
-  options: {
-    ...dataOption,
-    ...jsonOption,
-    channel: { type: "string" },
-    card: { type: "string" },
-    "card-reader": { type: "string" },
-    sim: { type: "string" },
-    "sign-password": { type: "string" },
-    pin: { type: "string" },
-  },
-  async run(values) {
+  options: { ...ONLINE_OPTIONS, ...applyPostalRequest.options, ...counterApply.options },
+  async run(values, positionals) {
     const channel = stringOption(values, "channel") ?? "online";
-    if (channel !== "online")
-      throw new UsageError(
-        channel === "postal"
-          ? "the postal channel has its own steps: `jpki-mobile apply postal-request`, then `apply access-code`"
-          : channel === "counter"
-            ? "the counter channel runs at the municipal counter (`jpki-mobile counter --help`)"
-            : `unknown channel ${channel}: online, postal or counter`,
-      );
+    const command = { online: undefined, postal: applyPostalRequest, counter: counterApply }[channel];
+    if (command === undefined && channel !== "online")
+      throw new UsageError(`unknown channel ${channel}: online, postal or counter`);
+    // Each channel takes its own options only.
+    const own = Object.keys(command?.options ?? ONLINE_OPTIONS);
+    const stray = Object.keys(values).find((name) => name !== "channel" && !own.includes(name));
+    if (stray) throw new UsageError(`--${stray} does not apply to --channel ${channel}`);
+    if (command) return command.run(values, positionals);
     const json = values.json === true;
     return withAuthority(values, "cli:apply", async (authority) => {
       const phone = await openPhoneSim(authority, stringOption(values, "sim", true));
