@@ -24,28 +24,28 @@ describe("the JPKI app with the card in a PC/SC reader", { skip, timeout: 600_00
       const phone = await sandbox.phone();
       await withVpcdSlot(async (slot) => {
         const link = serveCardOverVpcd(openMyNumberCard(citizen.cardState), { port: slot.port });
+        let card: Awaited<ReturnType<typeof connectPcscCard>> | undefined;
         try {
           await link.waitUntilActive();
           assert.ok(await waitForReaderState(slot.readerName, "present", 10_000));
-          const card = await connectPcscCard({ reader: slot.readerName });
-          try {
-            const app = new JpkiApp(
-              { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-              inProcessJlis(sandbox.authority, () => phone.relay),
-            );
-            const answer = await app.applyOnline({ card, signPassword: DEFAULT_SIGN_PASSWORD });
-            assert.equal(answer.status, "delivered");
-            const application = await sandbox.authority.registry.db
-              .selectFrom("applications")
-              .select(["person_id", "status"])
-              .where("id", "=", answer.applicationId)
-              .executeTakeFirstOrThrow();
-            assert.deepEqual([application.person_id, application.status], [citizen.citizenId, "delivered"]);
-          } finally {
-            await card.close();
-          }
+          card = await connectPcscCard({ reader: slot.readerName });
+          const app = new JpkiApp(
+            { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
+            inProcessJlis(sandbox.authority, () => phone.relay),
+          );
+          const answer = await app.applyOnline({ card, signPassword: DEFAULT_SIGN_PASSWORD });
+          assert.equal(answer.status, "delivered");
+          const application = await sandbox.authority.registry.db
+            .selectFrom("applications")
+            .select(["person_id", "status"])
+            .where("id", "=", answer.applicationId)
+            .executeTakeFirstOrThrow();
+          assert.deepEqual([application.person_id, application.status], [citizen.citizenId, "delivered"]);
         } finally {
+          // The card leaves the reader before the PC/SC handle is released: SCardDisconnect blocks
+          // this thread, and pcscd may need the card, which this same thread serves, to answer it.
           await link.close();
+          await card?.close();
         }
       });
     } finally {
