@@ -236,18 +236,19 @@ async function measurePcsc(
   try {
     return await withVpcdSlot(async (slot) => {
       const link = serveCardOverVpcd(card, { port: slot.port });
+      let transport: Awaited<ReturnType<typeof connectPcscCard>> | undefined;
       try {
         await link.waitUntilActive();
-        const transport = await connectPcscCard({ reader: slot.readerName });
+        transport = await connectPcscCard({ reader: slot.readerName });
         connected = true;
-        try {
-          const rate = await measureRoundTrips((command) => transport.transmit(command), seconds, report);
-          return { available: true, reader: slot.readerName, ...rate };
-        } finally {
-          await transport.close();
-        }
+        const t = transport;
+        const rate = await measureRoundTrips((command) => t.transmit(command), seconds, report);
+        return { available: true, reader: slot.readerName, ...rate };
       } finally {
+        // The card leaves the reader first: SCardDisconnect blocks this thread, which also serves the
+        // card, and pcscd may be waiting on the card (a presence poll) before it answers.
         await link.close();
+        await transport?.close();
       }
     });
   } catch (error) {

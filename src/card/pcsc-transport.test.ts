@@ -22,8 +22,8 @@ describe("PcscTransport", { skip, timeout: 600_000 }, () => {
         assert.equal(transport.protocol, "T=1");
         assert.equal((await transport.atr()).toString("hex").toUpperCase(), "3BE000FF8131FE4514");
       } finally {
+        await link.close(); // first: a blocking SCardDisconnect must not wait on this thread's card
         await transport.close();
-        await link.close();
       }
     });
   });
@@ -37,8 +37,8 @@ describe("PcscTransport", { skip, timeout: 600_000 }, () => {
         assert.equal(transport.protocol, "T=0");
         assert.deepEqual(await transport.atr(), SIM_ATR);
       } finally {
+        await link.close(); // first: a blocking SCardDisconnect must not wait on this thread's card
         await transport.close();
-        await link.close();
       }
     });
   });
@@ -58,8 +58,8 @@ describe("PcscTransport", { skip, timeout: 600_000 }, () => {
         assert.deepEqual(card.commands.slice(-8), commands);
       } finally {
         await transport.close();
+        await link.close(); // first: a blocking SCardDisconnect must not wait on this thread's card
         await transport.close();
-        await link.close();
       }
       await assert.rejects(transport.transmit(Buffer.from("00B0000001", "hex")), /closed/);
     });
