@@ -16,9 +16,7 @@ import type { Scp11Host } from "../card/gp/scp11.js";
 import { CardSecureMessaging } from "../card/gp/secure-messaging.js";
 import { readTlvList } from "../card/tlv.js";
 import { loadUiccState } from "../card/uicc/state.js";
-import { JpkiApp } from "../phone/app.js";
 import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
-import { inProcessJlis } from "../ra/jlis-client.js";
 import { openJlisSession } from "../ra/provisioning.js";
 import { openRaSandbox } from "../ra/ra-fixture.js";
 import { provisioningSecrets } from "../testing/secrets.js";
@@ -52,10 +50,7 @@ test("the counter terminal's record holds no key, PIN or session key; the carrie
     await terminal.tap(phone.uicc);
     const application = await applyAtCounter(authority, terminal, { clerkToken: token, identity });
     terminal.release();
-    const app = new JpkiApp(
-      { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-      inProcessJlis(authority, () => phone.relay),
-    );
+    const app = phone.app();
     await app.ensurePin(FIRST_PIN);
     const certificate = await app.certificate(FIRST_PIN);
     assert.equal(application.status, "delivered");

@@ -87,16 +87,9 @@ export class CounterTerminal {
     return this.tapped().sim;
   }
 
-  /** The JPKI applet's instance id (GET DATA 00C1 on the selected applet), which attestations name. */
+  /** The JPKI applet's instance id, which attestations name. */
   async appletInstance(): Promise<string> {
-    const { transport } = this.tapped();
-    await JpkiCard.open(transport);
-    const { data, sw } = parseResponseApdu(
-      await transport.transmit(encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 })),
-    );
-    if (sw !== SW.OK)
-      throw new CardStatusError(sw, "the SIM has no JPKI applet: its carrier installs it before the visit");
-    return data.toString("hex");
+    return (await JpkiCard.open(this.tapped().transport)).instanceId();
   }
 
   /**

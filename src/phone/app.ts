@@ -1,16 +1,3 @@
-/**
- * The JPKI app on the phone (スマホ用電子証明書の申請・利用), as a library: it talks to the SIM
- * through the phone's OS (OMAPI: any CardTransport), to the My Number card over NFC (any
- * CardTransport: in process, or PC/SC for a card in vpcd or a real reader), and to J-LIS through a
- * `JlisClient` (in process, or over HTTP).
- *
- * Online application (DESIGN §4 flow 2): a nonce from J-LIS; J-LIS generates the key pair on the SIM
- * through the carrier's relay (the phone relays, it cannot read the session) and the phone gets the
- * public key and the SIM's attestation over the nonce; the phone builds the application and the card
- * signs it (signing password: 署名用電子証明書の暗証番号); J-LIS examines it and issues; J-LIS writes
- * the certificate to the SIM through the relay. The citizen then chooses the SIM's PIN, in the phone.
- */
-import { encodeCommandApdu, parseResponseApdu } from "../card/apdu.js";
 import type { CardTransport } from "../card/card.js";
 import { CardStatusError, SW } from "../card/status-words.js";
 import type { GeneratedKey } from "../card/uicc/host.js";
@@ -73,17 +60,9 @@ export class JpkiApp {
     private readonly onStep: (step: AppStep) => void = () => undefined,
   ) {}
 
-  /** The JPKI applet's instance id on the SIM (GET DATA 00C1), which the SIM's attestation names. */
+  /** The JPKI applet's instance id on the SIM, which the SIM's attestation names. */
   async appletInstance(): Promise<string> {
-    await JpkiCard.open(this.sim.transport);
-    const response = parseResponseApdu(
-      await this.sim.transport.transmit(
-        encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 }),
-      ),
-    );
-    if (response.sw !== SW.OK)
-      throw new CardStatusError(response.sw, "the SIM's JPKI applet has no instance id");
-    return response.data.toString("hex");
+    return (await JpkiCard.open(this.sim.transport)).instanceId();
   }
 
   /**

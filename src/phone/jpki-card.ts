@@ -114,6 +114,16 @@ export class JpkiCard {
       );
   }
 
+  /**
+   * The applet instance's id on a SIM (GET DATA `80 CA 00 C1`, this project's tag), which the SIM's
+   * key attestations name; hex.
+   */
+  async instanceId(): Promise<string> {
+    const { data, sw } = await this.send({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 });
+    if (sw !== SW.OK) throw new CardStatusError(sw, "this JPKI applet has no instance id (not a SIM's?)");
+    return data.toString("hex");
+  }
+
   /** SELECT EF `00 A4 02 0C 02 FID` (only P1=02 works on the real card, JPKI-FACTS §1). */
   private async selectEf(fid: string, what: string): Promise<void> {
     const { sw } = await this.send({ ins: 0xa4, p1: 0x02, p2: 0x0c, data: Buffer.from(fid, "hex") });

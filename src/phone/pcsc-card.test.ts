@@ -9,10 +9,8 @@ import { openMyNumberCard } from "../card/mynacard.js";
 import { connectPcscCard, waitForReaderState } from "../card/pcsc-transport.js";
 import { serveCardOverVpcd } from "../card/vpcd.js";
 import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
-import { inProcessJlis } from "../ra/jlis-client.js";
 import { openRaSandbox } from "../ra/ra-fixture.js";
 import { pcscSkipReason, withVpcdSlot } from "../testing/pcsc.js";
-import { JpkiApp } from "./app.js";
 
 const skip = await pcscSkipReason();
 
@@ -29,10 +27,7 @@ describe("the JPKI app with the card in a PC/SC reader", { skip, timeout: 600_00
           await link.waitUntilActive();
           assert.ok(await waitForReaderState(slot.readerName, "present", 10_000));
           card = await connectPcscCard({ reader: slot.readerName });
-          const app = new JpkiApp(
-            { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-            inProcessJlis(sandbox.authority, () => phone.relay),
-          );
+          const app = phone.app();
           const answer = await app.applyOnline({ card, signPassword: DEFAULT_SIGN_PASSWORD });
           assert.equal(answer.status, "delivered");
           const application = await sandbox.authority.registry.db

@@ -15,7 +15,7 @@ import { JpkiError } from "../errors.js";
 import { addClerk, setClerkStatus } from "../municipality/clerks.js";
 import { applyAtCounter, identifyAtCounter, unblockPinAtCounter } from "../municipality/console.js";
 import { CounterTerminal } from "../municipality/terminal.js";
-import { JpkiApp } from "../phone/app.js";
+import type { JpkiApp } from "../phone/app.js";
 import { PinBlockedError, WrongPinError } from "../phone/jpki-card.js";
 import { parseCertificate } from "../pki/certificate.js";
 import { sha256DigestInfo } from "../pki/cms.js";
@@ -26,7 +26,6 @@ import { forEachDialect } from "../testing/dialects.js";
 import { getApplication } from "./applications.js";
 import { issueMyNumberCard } from "./card-issuance.js";
 import { submitCounterApplication } from "./counter.js";
-import { inProcessJlis } from "./jlis-client.js";
 import { issueNonce } from "./nonces.js";
 import { referReturnedApplications, requestPostalApplication } from "./postal.js";
 import { generateKeyOnSim } from "./provisioning.js";
@@ -46,11 +45,7 @@ const DAY = 24 * 3600_000;
 const refusedWith = (code: string, pattern: RegExp) => (error: unknown) =>
   error instanceof JpkiError && error.code === code && pattern.test(error.message);
 
-const appOf = (sandbox: RaSandbox, phone: Phone) =>
-  new JpkiApp(
-    { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-    inProcessJlis(sandbox.authority, () => phone.relay),
-  );
+const _appOf = (_sandbox: RaSandbox, phone: Phone) => phone.app();
 
 /** The SIM's signature over a random hash opens with the certificate's key (RFC 8017 §8.2). */
 async function signsWith(app: JpkiApp, pin: string, certificate: Buffer): Promise<void> {
@@ -139,7 +134,7 @@ forEachDialect((_dialect, open) => {
         );
 
         // The citizen chooses the PIN in the phone; the SIM signs with the new key.
-        const app = appOf(sandbox, phone);
+        const app = phone.app();
         assert.equal(await app.ensurePin("2580"), "set");
         await signsWith(app, "2580", row!.der!);
         assert.equal(phone.relay.relayed.length, 0, "no carrier on the counter's path");
@@ -388,7 +383,7 @@ forEachDialect((_dialect, open) => {
       });
       terminal.release();
       const certificate = (await authority.registry.getCertificate(application.certificateSerial!))!.der!;
-      const app = appOf(sandbox, phone);
+      const app = phone.app();
       await app.ensurePin("1357");
       await signsWith(app, "1357", certificate);
 

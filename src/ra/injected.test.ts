@@ -9,7 +9,6 @@ import { constants, createPrivateKey, createPublicKey, publicDecrypt, randomByte
 import { test } from "node:test";
 import { loadUiccState } from "../card/uicc/state.js";
 import { JpkiError } from "../errors.js";
-import { JpkiApp } from "../phone/app.js";
 import { parseCertificate } from "../pki/certificate.js";
 import { sha256DigestInfo } from "../pki/cms.js";
 import { forEachDialect } from "../testing/dialects.js";
@@ -35,10 +34,7 @@ forEachDialect((_dialect, open) => {
       const citizen = await sandbox.citizen();
       const phone = await sandbox.phone();
       const appWith = (jlisAuthority: typeof authority) =>
-        new JpkiApp(
-          { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-          inProcessJlis(jlisAuthority, () => phone.relay),
-        );
+        phone.app(inProcessJlis(jlisAuthority, () => phone.relay));
       const app = appWith(authority);
 
       // The modes must agree with J-LIS's policy, either way.

@@ -10,8 +10,6 @@ import { constants, createPublicKey, publicDecrypt, randomBytes } from "node:cry
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { encodeCommandApdu, parseResponseApdu } from "../card/apdu.js";
-import type { CardTransport } from "../card/card.js";
 import { JpkiError } from "../errors.js";
 import { JpkiCard } from "../phone/jpki-card.js";
 import { parseCertificate } from "../pki/certificate.js";
@@ -35,16 +33,6 @@ import {
 } from "./ra-fixture.js";
 
 const SIM_PIN = "4321";
-
-/** The JPKI applet's instance id, as the phone reads it (GET DATA 00C1 on the selected applet). */
-async function appletInstance(uicc: CardTransport): Promise<string> {
-  await JpkiCard.open(uicc);
-  const response = parseResponseApdu(
-    await uicc.transmit(encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 })),
-  );
-  assert.equal(response.sw, 0x9000);
-  return response.data.toString("hex");
-}
 
 interface Made {
   signedData: Buffer;
@@ -71,7 +59,7 @@ async function makeApplication(
     iccid: phone.sim.iccid,
     eid: phone.sim.eid,
     carrier: phone.sim.brand,
-    appletInstance: await appletInstance(phone.uicc),
+    appletInstance: await (await JpkiCard.open(phone.uicc)).instanceId(),
     keyGeneration: "on-card",
     publicKey: key.spki,
     attestation: key.attestation,

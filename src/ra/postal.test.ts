@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { constants, createPublicKey, publicDecrypt, randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { encodeCommandApdu, parseResponseApdu } from "../card/apdu.js";
 import { JpkiError } from "../errors.js";
 import { JpkiCard } from "../phone/jpki-card.js";
 import { PostalJpkiApp } from "../phone/postal.js";
@@ -55,14 +54,10 @@ async function claimOf(sandbox: RaSandbox, phone: Phone): Promise<SimKeyClaim> {
     iccid: phone.sim.iccid,
     nonce,
   });
-  await JpkiCard.open(phone.uicc);
-  const instance = parseResponseApdu(
-    await phone.uicc.transmit(encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0x00, p2: 0xc1, ne: 256 })),
-  );
   return {
     iccid: phone.sim.iccid,
     eid: phone.sim.eid,
-    appletInstance: instance.data.toString("hex"),
+    appletInstance: await (await JpkiCard.open(phone.uicc)).instanceId(),
     publicKey: key.spki,
     attestation: key.attestation,
     nonce,

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { JpkiError } from "../errors.js";
-import { JpkiApp } from "../phone/app.js";
 import { CrlReason } from "../pki/crl.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { getApplication } from "./applications.js";
@@ -33,10 +32,7 @@ forEachDialect((_dialect, open) => {
       const citizen = await sandbox.citizen();
       const phone = await sandbox.phone();
       const jlis = inProcessJlis(authority, () => phone.relay);
-      const app = new JpkiApp(
-        { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-        jlis,
-      );
+      const app = phone.app(jlis);
       const apply = async () =>
         jlis.submit(
           await app.prepareOnlineApplication({ card: citizen.card, signPassword: DEFAULT_SIGN_PASSWORD }),

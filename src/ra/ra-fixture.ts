@@ -14,8 +14,10 @@ import { openUicc } from "../card/uicc/uicc.js";
 import { cardManagerKeys } from "../mno/carriers.js";
 import { OtaRelay, relayForPhone } from "../mno/ota-relay.js";
 import { type CreatedSim, createSim } from "../mno/sim-factory.js";
+import { type JlisClient, JpkiApp } from "../phone/app.js";
 import { type Authority, initAuthority } from "../server/authority.js";
 import { DEFAULT_SIGN_PASSWORD, type IssuedCard, issueMyNumberCard } from "./card-issuance.js";
+import { inProcessJlis } from "./jlis-client.js";
 
 export const FIXTURE_SIGN_PASSWORD = DEFAULT_SIGN_PASSWORD;
 
@@ -31,6 +33,8 @@ export interface Phone {
   /** The carrier's OTA relay for this SIM (J-LIS submits there). */
   readonly relay: OtaRelay;
   stopRelay(): void;
+  /** The JPKI app on this phone, talking to `jlis` (default: the sandbox's J-LIS, through the relay). */
+  app(jlis?: JlisClient): JpkiApp;
 }
 
 export interface RaSandbox {
@@ -68,7 +72,9 @@ export async function openRaSandbox(db?: string): Promise<RaSandbox> {
       const relay = new OtaRelay(sim.carrier, { timeoutMs: 10_000 });
       const stopRelay = relayForPhone(relay, sim.iccid, uicc);
       stops.push(stopRelay);
-      return { sim, uicc, relay, stopRelay };
+      const app = (jlis: JlisClient = inProcessJlis(authority, () => relay)) =>
+        new JpkiApp({ transport: uicc, iccid: sim.iccid, eid: sim.eid, carrier: sim.brand }, jlis);
+      return { sim, uicc, relay, stopRelay, app };
     },
     async close() {
       for (const stop of stops) stop();

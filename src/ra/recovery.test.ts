@@ -6,12 +6,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SignerUnavailableError } from "../errors.js";
-import { JpkiApp } from "../phone/app.js";
 import { openAuthority } from "../server/authority.js";
 import { forEachDialect } from "../testing/dialects.js";
 import { getApplication } from "./applications.js";
 import { DEFAULT_SIGN_PASSWORD } from "./card-issuance.js";
-import { inProcessJlis } from "./jlis-client.js";
 import { OnlineChannel } from "./online.js";
 import { submitApplication } from "./ra.js";
 import { openRaSandbox } from "./ra-fixture.js";
@@ -25,10 +23,7 @@ forEachDialect((_dialect, open) => {
       const { authority } = sandbox;
       const citizen = await sandbox.citizen();
       const phone = await sandbox.phone();
-      const app = new JpkiApp(
-        { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-        inProcessJlis(authority, () => phone.relay),
-      );
+      const app = phone.app();
       const signedData = await app.prepareOnlineApplication({
         card: citizen.card,
         signPassword: DEFAULT_SIGN_PASSWORD,

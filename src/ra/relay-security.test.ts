@@ -21,10 +21,8 @@ import { CardSecureMessaging } from "../card/gp/secure-messaging.js";
 import { readTlvList } from "../card/tlv.js";
 import { loadUiccState } from "../card/uicc/state.js";
 import { cardManagerKeys } from "../mno/carriers.js";
-import { JpkiApp } from "../phone/app.js";
 import { provisioningSecrets } from "../testing/secrets.js";
 import { DEFAULT_SIGN_PASSWORD } from "./card-issuance.js";
-import { inProcessJlis } from "./jlis-client.js";
 import { openJlisSession } from "./provisioning.js";
 import { openRaSandbox } from "./ra-fixture.js";
 
@@ -38,11 +36,8 @@ test("the carrier's relay record holds no secret, and its own keys open nothing 
     const { authority } = sandbox;
     const citizen = await sandbox.citizen();
     const phone = await sandbox.phone();
-    const { iccid, eid } = phone.sim;
-    const app = new JpkiApp(
-      { transport: phone.uicc, iccid, eid, carrier: phone.sim.brand },
-      inProcessJlis(authority, () => phone.relay),
-    );
+    const { iccid } = phone.sim;
+    const app = phone.app();
     const answer = await app.applyOnline({ card: citizen.card, signPassword: DEFAULT_SIGN_PASSWORD });
     assert.equal(answer.status, "delivered");
     assert.equal(await app.ensurePin(SIM_PIN), "set");

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { JpkiError } from "../errors.js";
-import { JpkiApp } from "../phone/app.js";
 import { httpJlis, httpRelayAgent } from "../phone/http-jlis.js";
 import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
 import { openRaSandbox } from "../ra/ra-fixture.js";
@@ -29,10 +28,7 @@ forEachDialect((_dialect, open) => {
         const phone = await sandbox.phone();
         phone.stopRelay(); // the phone reaches the carrier over HTTP instead of in process
         agents.push(httpRelayAgent(url, phone.sim.iccid, phone.uicc, { waitSeconds: 2 }));
-        return new JpkiApp(
-          { transport: phone.uicc, iccid: phone.sim.iccid, eid: phone.sim.eid, carrier: phone.sim.brand },
-          jlis,
-        );
+        return phone.app(jlis);
       };
 
       const citizen = await sandbox.citizen();
