@@ -94,6 +94,19 @@ const renderChange = (r: VerifierStatusChange) =>
 
 const statusOptions = { ...dataOption, ...jsonOption, reason: { type: "string" } } as const;
 
+/** The run of `verifier disable` and `verifier enable`: one status change, printed. */
+function changeStatus(change: typeof disableVerifier): Command["run"] {
+  return (values, positionals) =>
+    withAuthority(values, "cli:verifier", async (authority) => {
+      const result = await change(authority.registry.db, positionals[0]!, {
+        actor: "cli:verifier",
+        reason: stringOption(values, "reason"),
+      });
+      printResult(values.json === true, result, renderChange);
+      return 0;
+    });
+}
+
 export const verifierDisable: Command = {
   name: "verifier disable",
   summary: "refuse a verifier's token from now on (its lookup counts stay)",
@@ -111,16 +124,7 @@ ${JSON_HELP}
 `,
   options: statusOptions,
   positionals: { min: 1, max: 1, names: "ID" },
-  async run(values, positionals) {
-    return withAuthority(values, "cli:verifier", async (authority) => {
-      const result = await disableVerifier(authority.registry.db, positionals[0]!, {
-        actor: "cli:verifier",
-        reason: stringOption(values, "reason"),
-      });
-      printResult(values.json === true, result, renderChange);
-      return 0;
-    });
-  },
+  run: changeStatus(disableVerifier),
 };
 
 export const verifierEnable: Command = {
@@ -139,14 +143,5 @@ ${JSON_HELP}
 `,
   options: statusOptions,
   positionals: { min: 1, max: 1, names: "ID" },
-  async run(values, positionals) {
-    return withAuthority(values, "cli:verifier", async (authority) => {
-      const result = await enableVerifier(authority.registry.db, positionals[0]!, {
-        actor: "cli:verifier",
-        reason: stringOption(values, "reason"),
-      });
-      printResult(values.json === true, result, renderChange);
-      return 0;
-    });
-  },
+  run: changeStatus(enableVerifier),
 };
