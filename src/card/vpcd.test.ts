@@ -262,8 +262,8 @@ describe("through pcscd and vpcd", { skip, timeout: 600_000 }, () => {
         );
         assert.ok(link.stats.apdus >= 3);
       } finally {
+        await link.close(); // first: SCardDisconnect blocks this thread, which serves the card
         await transport.close();
-        await link.close();
       }
     });
   });
@@ -293,6 +293,7 @@ describe("through pcscd and vpcd", { skip, timeout: 600_000 }, () => {
             "00b00000029000",
           );
         } finally {
+          await link.close(); // first, as above
           await after.close();
         }
         assert.equal(link.stats.sessions, 2);
@@ -316,6 +317,7 @@ describe("through pcscd and vpcd", { skip, timeout: 600_000 }, () => {
             "00b00000039000",
           );
         } finally {
+          await link.close(); // first, as above
           await transport.close();
         }
         assert.ok(link.stats.sessions >= 2);
@@ -340,8 +342,8 @@ describe("through pcscd and vpcd", { skip, timeout: 600_000 }, () => {
           `${(count / seconds).toFixed(1)} APDU round trips/s over vpcd (${count} in ${seconds.toFixed(2)} s)`,
         );
       } finally {
+        await link.close(); // first: SCardDisconnect blocks this thread, which serves the card
         await transport.close();
-        await link.close();
       }
     });
   });
