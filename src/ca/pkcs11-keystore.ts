@@ -7,7 +7,7 @@
  * device is reopened (session, login, key handle re-found by label) and the operation retried a
  * bounded number of times; when the HSM stays down the caller gets SignerUnavailableError (HTTP 503).
  */
-import { createHash, createPublicKey, randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,6 +15,7 @@ import type * as Pkcs11Types from "pkcs11js";
 import { JpkiError, SignerUnavailableError } from "../errors.js";
 import type { KeyAlgorithm } from "../pki/algorithms.js";
 import { bitString, integer, NULL, oid, sequence } from "../pki/der.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 import type { KeyStore, SigningKey } from "./keystore.js";
 import { checkLabel } from "./labels.js";
 import { type Pkcs11Config, parsePkcs11Uri, readPin, redact } from "./pkcs11-uri.js";
@@ -522,7 +523,7 @@ export class Pkcs11KeyStore implements KeyStore {
         bitString(uncompressedPoint(point!.value, label)),
       );
     }
-    const parsed = createPublicKey({ key: spki, format: "der", type: "spki" });
+    const parsed = publicKeyFromSpki(spki);
     if (algorithm === "rsa-2048" && parsed.asymmetricKeyDetails?.modulusLength !== 2048)
       throw new JpkiError("integrity", `the RSA key "${label}" is not 2048 bits long`);
     return spki;

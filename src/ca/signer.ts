@@ -5,7 +5,7 @@
  * signature with Node's crypto against the CA public key, so a faulty HSM never releases a bad
  * certificate, CRL or OCSP answer.
  */
-import { createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
+import { createHash, type KeyObject, verify } from "node:crypto";
 import { promisify } from "node:util";
 import { JpkiError } from "../errors.js";
 import { assembleSigned, signatureAlgorithmIdentifier } from "../pki/algorithms.js";
@@ -26,6 +26,7 @@ import {
   OID_SHA1,
   OID_SHA256,
 } from "../pki/oids.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 import type { SigningKey } from "./keystore.js";
 import { readResponseData, readTbsCertList } from "./tbs.js";
 
@@ -44,7 +45,7 @@ function read<T>(what: string, reader: () => T): T {
 
 function publicKeyOf(spki: Buffer, what: string): KeyObject {
   try {
-    return createPublicKey({ key: spki, format: "der", type: "spki" });
+    return publicKeyFromSpki(spki);
   } catch (error) {
     throw new JpkiError("bad-input", `${what}: unreadable SubjectPublicKeyInfo`, { cause: error });
   }

@@ -2,7 +2,7 @@
  * Reading certificates (RFC 5280 §4.1) with our strict, bounded DER reader: the fields the registry
  * stores and the CLI prints. It checks structure, not trust: chain and signature checks live elsewhere.
  */
-import { createPublicKey, type KeyObject, verify } from "node:crypto";
+import { type KeyObject, verify } from "node:crypto";
 import type { KeyAlgorithm } from "./algorithms.js";
 import { OID_ECDSA_WITH_SHA256, OID_SHA256_WITH_RSA } from "./algorithms.js";
 import {
@@ -34,6 +34,7 @@ import {
   OID_RSA_ENCRYPTION,
 } from "./oids.js";
 import type { IssuerKey } from "./profiles.js";
+import { publicKeyFromSpki } from "./public-key.js";
 
 export interface CertificateExtension {
   readonly oid: string;
@@ -385,7 +386,7 @@ export function keyAlgorithmOf(spki: Buffer): KeyAlgorithm {
   // rsaEncryption's parameters are NULL (RFC 3279 §2.3.1); OpenSSL ignores them, so anything else
   // there would give one key two encodings.
   if (keyOid === OID_RSA_ENCRYPTION && parameters?.tag === Tag.null && parameters.content.length === 0) {
-    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
+    const key = publicKeyFromSpki(spki);
     if (key.asymmetricKeyDetails?.modulusLength === 2048) return "rsa-2048";
   } else if (
     keyOid === OID_EC_PUBLIC_KEY &&
@@ -418,9 +419,7 @@ export function verifyCertificateSignature(cert: ParsedCertificate, issuerKey: B
     cert.signatureAlgorithmOid !== OID_ECDSA_WITH_SHA256
   )
     return false;
-  const key = Buffer.isBuffer(issuerKey)
-    ? createPublicKey({ key: issuerKey, format: "der", type: "spki" })
-    : issuerKey;
+  const key = Buffer.isBuffer(issuerKey) ? publicKeyFromSpki(issuerKey) : issuerKey;
   const expected = cert.signatureAlgorithmOid === OID_SHA256_WITH_RSA ? "rsa" : "ec";
   if (key.asymmetricKeyType !== expected) return false;
   try {

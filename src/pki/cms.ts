@@ -6,7 +6,7 @@
  * The profile: one SignerInfo, identified by issuerAndSerialNumber; SHA-256; RSASSA-PKCS1-v1_5; the
  * content attached (encapsulated); signed attributes contentType, messageDigest and signingTime.
  */
-import { constants, createHash, createPublicKey, type KeyObject, privateEncrypt, verify } from "node:crypto";
+import { constants, createHash, type KeyObject, privateEncrypt, verify } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { OID_SHA256_WITH_RSA } from "./algorithms.js";
 import { checkName, type ParsedCertificate, parseCertificate } from "./certificate.js";
@@ -39,6 +39,7 @@ import {
   OID_RSA_ENCRYPTION,
   OID_SHA256,
 } from "./oids.js";
+import { publicKeyFromSpki } from "./public-key.js";
 
 /**
  * Signs a DER DigestInfo (RFC 8017 §9.2 step 2) with RSASSA-PKCS1-v1_5: pads it with type 01 and
@@ -522,7 +523,7 @@ function rsaPublicKey(
 ): KeyObject {
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: cert.spki, format: "der", type: "spki" });
+    key = publicKeyFromSpki(cert.spki);
   } catch (cause) {
     throw fail("the signer certificate's public key cannot be read", cause);
   }

@@ -2,10 +2,11 @@
  * Checks every channel makes the same way (channel.ts): the SIM and the key it attests, and the card
  * the phone certificate is linked to.
  */
-import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { type KeyAttestationStatement, verifyKeyAttestation } from "../card/uicc/attestation.js";
 import { JpkiError } from "../errors.js";
 import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 import { citizenCertificateValidity, parseBirthDate, type Validity } from "../pki/validity.js";
 import { toBuffer } from "../registry/db.js";
 import { effectiveStatus } from "../registry/lifecycle.js";
@@ -28,7 +29,7 @@ function caKeyOf(caCertificate: Buffer): KeyObject {
   const id = caCertificate.toString("base64");
   let key = caKeys.get(id);
   if (!key) {
-    key = createPublicKey({ key: parseCertificate(caCertificate).spki, format: "der", type: "spki" });
+    key = publicKeyFromSpki(parseCertificate(caCertificate).spki);
     caKeys.set(id, key);
   }
   return key;

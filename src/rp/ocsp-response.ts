@@ -3,7 +3,7 @@
  * reader of the answer. src/pki/ocsp.ts holds the responder's half (request reader, answer writer);
  * this file reads what that writes, and what any RFC 6960 responder writes.
  */
-import { createPublicKey, verify } from "node:crypto";
+import { verify } from "node:crypto";
 import { OID_ECDSA_WITH_SHA256, OID_SHA256_WITH_RSA } from "../pki/algorithms.js";
 import {
   type ParsedCertificate,
@@ -28,6 +28,7 @@ import {
 } from "../pki/der.js";
 import { extension } from "../pki/extensions.js";
 import { OID_PKIX_OCSP_BASIC, OID_PKIX_OCSP_NONCE, OID_SHA1, OID_SHA256 } from "../pki/oids.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 
 /** An answer is a few kilobytes (one SingleResponse and the responder certificate). */
 export const OCSP_RESPONSE_LIMITS = { maxBytes: 64 * 1024, maxDepth: 20 };
@@ -270,7 +271,7 @@ export function verifyWithSpki(algorithmOid: string, data: Buffer, signature: Bu
     algorithmOid === OID_SHA256_WITH_RSA ? "rsa" : algorithmOid === OID_ECDSA_WITH_SHA256 ? "ec" : undefined;
   if (!keyType) return false;
   try {
-    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
+    const key = publicKeyFromSpki(spki);
     if (key.asymmetricKeyType !== keyType) return false;
     return verify("sha256", data, { key, dsaEncoding: "der" }, signature);
   } catch {

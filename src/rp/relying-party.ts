@@ -9,10 +9,11 @@
  *   const challenge = rp.issueChallenge();            // to the phone: challenge.der, challenge.challengeId
  *   const login = await rp.verifyLogin({ challengeId, certificate, signature });   // or throws LoginRefusedError
  */
-import { constants, createPublicKey, verify } from "node:crypto";
+import { constants, verify } from "node:crypto";
 import { type ParsedCertificate, parseCertificate, renderName } from "../pki/certificate.js";
 import { DerError } from "../pki/der.js";
 import { CITIZEN_POLICY_OIDS, type CitizenCertificateKind } from "../pki/profiles.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 import {
   type ChallengeStore,
   createLoginChallenge,
@@ -251,7 +252,7 @@ export class RelyingParty {
  */
 export function verifyLoginSignature(cert: ParsedCertificate, message: Buffer, signature: Buffer): boolean {
   try {
-    const key = createPublicKey({ key: cert.spki, format: "der", type: "spki" });
+    const key = publicKeyFromSpki(cert.spki);
     if (key.asymmetricKeyType !== "rsa") return false;
     return verify("sha256", message, { key, padding: constants.RSA_PKCS1_PADDING }, signature);
   } catch {

@@ -22,11 +22,12 @@
  * - CRL numbers: one increasing sequence per CA and shard, shared by its complete and delta CRLs
  *   (§5.2.3, §5.2.4), continued from the `crls` table.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { parseCertificate } from "../pki/certificate.js";
 import { buildTbsCertList, CrlReason, type EncodedCrlEntries, type RevokedCertificate } from "../pki/crl.js";
 import type { CaPurpose } from "../pki/names.js";
+import { publicKeyFromSpki } from "../pki/public-key.js";
 import { isoTime } from "../registry/db.js";
 import { shardCount } from "../registry/issuance.js";
 import type { Authority } from "../server/authority.js";
@@ -209,11 +210,7 @@ async function publish(authority: Authority, options: PublishOptions): Promise<P
     caKeys: new Map(
       issuers.map((issuer) => [
         issuer,
-        createPublicKey({
-          key: parseCertificate(authority.certificates[issuer]).spki,
-          format: "der",
-          type: "spki",
-        }),
+        publicKeyFromSpki(parseCertificate(authority.certificates[issuer]).spki),
       ]),
     ),
   };

@@ -4,7 +4,7 @@
  * rule of Amd F §7.5: the chain, sent from below the trusted root (CA-KLOC) down to the OCE
  * certificate, must verify up to that root, and the leaf's key becomes PK.OCE.ECKA.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import {
   findExtension,
   type ParsedCertificate,
@@ -14,6 +14,7 @@ import {
 import { children, readDer, Tag } from "../../pki/der.js";
 import { KeyUsageBit } from "../../pki/extensions.js";
 import { OID_CE_BASIC_CONSTRAINTS, OID_CE_KEY_USAGE } from "../../pki/oids.js";
+import { publicKeyFromSpki } from "../../pki/public-key.js";
 import type { HostCertificateValidator } from "./scp11.js";
 
 export class HostCertificateError extends Error {
@@ -64,7 +65,7 @@ export function x509HostCertificateValidator(options: {
     const leaf = chain[chain.length - 1]!;
     if (!allowsKeyUsage(leaf, KeyUsageBit.keyAgreement))
       throw new HostCertificateError("the host certificate does not allow key agreement");
-    const key: KeyObject = createPublicKey({ key: leaf.spki, format: "der", type: "spki" });
+    const key: KeyObject = publicKeyFromSpki(leaf.spki);
     if (key.asymmetricKeyDetails?.namedCurve !== "prime256v1")
       throw new HostCertificateError("the host key is not P-256");
     return key;

@@ -19,7 +19,7 @@
  *     keyReference        INTEGER,                    -- 0x17 user authentication, 0x1A signing
  *     nonce               OCTET STRING }              -- the caller's, 8 to 64 bytes
  */
-import { createHash, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { createHash, type KeyObject, sign, verify } from "node:crypto";
 import { JpkiError } from "../../errors.js";
 import { assembleSigned, OID_ECDSA_WITH_SHA256, signatureAlgorithmIdentifier } from "../../pki/algorithms.js";
 import { parseCertificate, readAlgorithmIdentifier } from "../../pki/certificate.js";
@@ -36,6 +36,7 @@ import {
   sequence,
   Tag,
 } from "../../pki/der.js";
+import { publicKeyFromSpki } from "../../pki/public-key.js";
 
 export interface KeyAttestationStatement {
   publicKeySha256: Buffer;
@@ -123,7 +124,7 @@ export function verifyKeyAttestation(
   }
   let sdKey: KeyObject;
   try {
-    sdKey = createPublicKey({ key: parseCertificate(sdCertificate).spki, format: "der", type: "spki" });
+    sdKey = publicKeyFromSpki(parseCertificate(sdCertificate).spki);
   } catch (error) {
     return refuse("the security domain certificate is unreadable", error);
   }

@@ -8,8 +8,9 @@
  *
  * Commands go out wrapped by the session; answers other than 90 00 become CardStatusError.
  */
-import { createPublicKey, type KeyObject, randomBytes } from "node:crypto";
+import { type KeyObject, randomBytes } from "node:crypto";
 import { parseCertificate } from "../../pki/certificate.js";
+import { publicKeyFromSpki } from "../../pki/public-key.js";
 import { encodeCommandApdu, parseResponseApdu } from "../apdu.js";
 import type { CardTransport } from "../card.js";
 import { aesCbcEncrypt, pad80 } from "../gp/aes.js";
@@ -187,11 +188,7 @@ export class JlisDomainSession {
     options: { sdCertificate: Buffer; credentials: JlisCredentials; sdAid?: Buffer; variant?: "a" | "b" },
   ): Promise<JlisDomainSession> {
     await select(transport, options.sdAid ?? JLIS_SD_AID, "J-LIS security domain");
-    const cardPublicKey: KeyObject = createPublicKey({
-      key: parseCertificate(options.sdCertificate).spki,
-      format: "der",
-      type: "spki",
-    });
+    const cardPublicKey: KeyObject = publicKeyFromSpki(parseCertificate(options.sdCertificate).spki);
     const variant = options.variant ?? "a";
     const host = new Scp11Host({
       variant,
