@@ -39,6 +39,7 @@ forEachDialect((dialect, open) => {
         "007-postal",
         "008-counter",
         "009-injected-keys",
+        "010-carrier-events",
       ],
     );
     const head = await again.db.selectFrom("audit_head").selectAll().execute();

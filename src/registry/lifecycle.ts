@@ -330,6 +330,7 @@ async function liveSerials(
   trx: Trx,
   where: {
     cardId?: string;
+    simId?: string;
     parentSerials?: readonly string[];
     personId?: string;
     kinds?: readonly CertificateRow["kind"][];
@@ -337,6 +338,7 @@ async function liveSerials(
 ): Promise<string[]> {
   let query = trx.selectFrom("certificates").select("serial").where("status", "in", LIVE_STATUSES);
   if (where.cardId !== undefined) query = query.where("card_id", "=", where.cardId);
+  if (where.simId !== undefined) query = query.where("sim_id", "=", where.simId);
   if (where.parentSerials) query = query.where("parent_serial", "in", where.parentSerials);
   if (where.personId !== undefined) query = query.where("person_id", "=", where.personId);
   if (where.kinds) query = query.where("kind", "in", where.kinds);
@@ -365,6 +367,21 @@ export async function revokeCardCertificates(
       results.push(await transitions.revoke(trx, serial, options));
     return results;
   });
+}
+
+/**
+ * The SIM left its holder's hands (ported out, swapped, deactivated, its eSIM profile deleted): every
+ * live smartphone certificate whose key is on it is revoked, inside the caller's transaction.
+ */
+export async function revokeSimCertificates(
+  trx: Trx,
+  simId: string,
+  options: RevokeOptions,
+): Promise<TransitionResult[]> {
+  const results: TransitionResult[] = [];
+  for (const serial of await liveSerials(trx, { simId, kinds: PHONE_KINDS }))
+    results.push(await transitions.revoke(trx, serial, options));
+  return results;
 }
 
 /**

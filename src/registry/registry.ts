@@ -189,6 +189,26 @@ export async function insertCard(
 }
 
 /** Registers a SIM inside the caller's transaction, audited there (see insertPerson). */
+/** Changes a SIM's status inside the caller's transaction, audited. Returns the status it had. */
+export async function changeSimStatus(
+  trx: Kysely<RegistrySchema>,
+  id: string,
+  status: string,
+  reason: string,
+  actor: string,
+): Promise<string> {
+  const sim = await trx.selectFrom("sims").select("status").where("id", "=", id).executeTakeFirst();
+  if (!sim) throw new JpkiError("not-found", `no SIM ${id}`);
+  await trx.updateTable("sims").set({ status, updated_at: isoTime() }).where("id", "=", id).execute();
+  await appendAudit(trx, {
+    actor,
+    action: "sim.status",
+    subject: id,
+    details: { from: sim.status, reason, to: status },
+  });
+  return sim.status;
+}
+
 export async function insertSim(
   trx: Kysely<RegistrySchema>,
   sim: NewSim & { id?: string },
@@ -346,17 +366,7 @@ export class Registry {
 
   /** Changes a SIM's status, audited: `void` when making it failed (it never left the SIM maker). */
   async setSimStatus(id: string, status: string, reason: string, actor = this.#actor): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const sim = await trx.selectFrom("sims").select("status").where("id", "=", id).executeTakeFirst();
-      if (!sim) throw new JpkiError("not-found", `no SIM ${id}`);
-      await trx.updateTable("sims").set({ status, updated_at: isoTime() }).where("id", "=", id).execute();
-      await appendAudit(trx, {
-        actor,
-        action: "sim.status",
-        subject: id,
-        details: { from: sim.status, to: status, reason },
-      });
-    });
+    await this.db.transaction().execute((trx) => changeSimStatus(trx, id, status, reason, actor));
   }
 
   async addSim(sim: NewSim, actor = this.#actor): Promise<SimRecord> {

@@ -351,6 +351,29 @@ export interface InjectedKeysTable {
   created_at: Timestamp;
 }
 
+/** A carrier's event-signing public key, enrolled with J-LIS (src/mno/carrier-events.ts). */
+export interface CarrierKeysTable {
+  carrier: string;
+  /** SubjectPublicKeyInfo DER (P-256). */
+  public_key: Buffer;
+  enrolled_at: Timestamp;
+}
+
+/** A carrier event J-LIS applied, once (src/ra/carrier-events.ts). */
+export interface CarrierEventsTable {
+  carrier: string;
+  /** The carrier's id for the event: with the carrier, what makes a repeated delivery the same event. */
+  id: string;
+  kind: string;
+  iccid: string;
+  occurred_at: Timestamp;
+  received_at: Timestamp;
+  event: Buffer;
+  signature: Buffer;
+  /** JSON: the SIM's status after the event and the certificates revoked. */
+  outcome: string;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -373,6 +396,8 @@ export interface RegistrySchema {
   clerks: ClerksTable;
   counter_identity_checks: CounterIdentityChecksTable;
   injected_keys: InjectedKeysTable;
+  carrier_keys: CarrierKeysTable;
+  carrier_events: CarrierEventsTable;
 }
 
 export type Person = Selectable<PersonsTable>;

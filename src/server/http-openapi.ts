@@ -199,6 +199,23 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { "200": jsonResponse("the application"), "409": errorResponse("Not deliverable") },
         },
       },
+      "/api/ra/carrier-events": {
+        post: {
+          summary:
+            "A carrier's signed event about one of its SIMs (port-out, SIM swap, deactivation, eSIM deleted)",
+          description:
+            "Body `{ event, signature }`: base64 of the event's canonical JSON and the carrier's " +
+            "ECDSA P-256 signature over it (docs/carriers.md). Applied once per carrier and event id: " +
+            "the SIM's smartphone certificates are revoked (cessationOfOperation).",
+          responses: {
+            "201": jsonResponse("{ applied: true, simStatus, revoked: [serial] }"),
+            "200": jsonResponse("{ applied: false, ... }: the event was applied before"),
+            "400": errorResponse("Malformed event"),
+            "403": errorResponse("Not signed by an enrolled carrier that speaks for the SIM"),
+            "404": errorResponse("Unknown SIM"),
+          },
+        },
+      },
       "/api/mno/relay/{iccid}": {
         get: {
           summary:

@@ -7,6 +7,7 @@
  *   POST /api/ra/applications                    an online application (application/cms)
  *   GET  /api/ra/applications/{number}           its status and history
  *   POST /api/ra/applications/{number}/delivery  J-LIS writes the certificate to the SIM (over the relay)
+ *   POST /api/ra/carrier-events                  a carrier's signed event about one of its SIMs
  *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the commands waiting for its SIM
  *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's response to one
  *
@@ -19,6 +20,7 @@ import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
 import { OtaRelay } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
+import { receiveCarrierEvent } from "../ra/carrier-events.js";
 import { answerOf } from "../ra/jlis-client.js";
 import { issueNonce } from "../ra/nonces.js";
 import { MAX_ONLINE_APPLICATION_BYTES, OnlineChannel } from "../ra/online.js";
@@ -108,6 +110,11 @@ export class RaApi {
           publicKey: key.spki.toString("base64"),
           attestation: key.attestation.toString("base64"),
         });
+      }
+      if (role === "ra" && resource === "carrier-events" && id === undefined) {
+        if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/carrier-events");
+        const received = await receiveCarrierEvent(this.authority, await this.json(req));
+        return reply(received.applied ? 201 : 200, { applied: received.applied, ...received.outcome });
       }
       if (role === "ra" && resource === "applications" && id === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/applications");

@@ -13,6 +13,7 @@ import * as applications from "./006-applications.js";
 import * as postal from "./007-postal.js";
 import * as counter from "./008-counter.js";
 import * as injectedKeys from "./009-injected-keys.js";
+import * as carrierEvents from "./010-carrier-events.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   "007-postal": postal,
   "008-counter": counter,
   "009-injected-keys": injectedKeys,
+  "010-carrier-events": carrierEvents,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
