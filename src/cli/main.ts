@@ -10,6 +10,7 @@ import { auditVerify } from "./commands/audit.js";
 import { benchCommand } from "./commands/bench.js";
 import { caExport, caInit } from "./commands/ca.js";
 import { cardServe, simCreate, simServe } from "./commands/card.js";
+import { carrierCommands } from "./commands/carrier.js";
 import { certList, certShow } from "./commands/cert.js";
 import { citizenAdd } from "./commands/citizen.js";
 import {
@@ -39,6 +40,7 @@ export const commands: readonly Command[] = [
   cardServe,
   simCreate,
   simServe,
+  ...carrierCommands,
   certList,
   certShow,
   suspendCommand,

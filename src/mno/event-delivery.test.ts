@@ -7,6 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 import { DEFAULT_SIGN_PASSWORD } from "../ra/card-issuance.js";
 import { enrolCarrierKey } from "../ra/carrier-events.js";
@@ -23,7 +26,10 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
   const sandbox = await openRaSandbox();
   const { authority, dir } = sandbox;
   const db = authority.registry.db;
-  const outbox = CarrierEventOutbox.open(dir, "sakura");
+  // The carrier's own directory: the J-LIS process (`start`, which delivers the outboxes of its data
+  // directory's carriers) must not deliver this outbox beside the test.
+  const carrierDir = mkdtempSync(path.join(tmpdir(), "jpki-carrier-"));
+  const outbox = CarrierEventOutbox.open(carrierDir, "sakura");
   let jlis: { child: ChildProcess; url: string; exited: Promise<void> } | undefined;
 
   const startJlis = async () => {
@@ -59,7 +65,7 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
       iccids.push(phone.sim.iccid);
     }
     while (iccids.length < EVENTS) iccids.push((await createSim(authority, { carrier: "sakura" })).iccid);
-    await enrolCarrierKey(db, "sakura", carrierEventPublicKey(dir, "sakura"));
+    await enrolCarrierKey(db, "sakura", carrierEventPublicKey(carrierDir, "sakura"));
     const events = iccids.map((iccid) => outbox.record("port-out", iccid));
 
     await startJlis();
@@ -129,6 +135,7 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
   } finally {
     await killJlis();
     outbox.close();
+    rmSync(carrierDir, { recursive: true, force: true });
     await sandbox.close();
   }
 });

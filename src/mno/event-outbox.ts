@@ -8,7 +8,7 @@
  * reason, for the carrier's operators: retrying would never change the answer.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
@@ -19,6 +19,7 @@ import {
   type SignedCarrierEvent,
   signCarrierEvent,
 } from "./carrier-events.js";
+import { CARRIERS } from "./carriers.js";
 
 /** J-LIS's answer to a delivery. */
 export interface EventAcknowledgement {
@@ -53,6 +54,9 @@ export interface DeliveryPass {
   refused: number;
 }
 
+const outboxPath = (dataDir: string, carrier: string) =>
+  path.join(dataDir, "carriers", carrier, "events.sqlite");
+
 /** First retry after 1 s, doubling up to 5 minutes. */
 export function retryDelayMs(attempts: number): number {
   return Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
@@ -76,9 +80,8 @@ export class CarrierEventOutbox {
 
   /** The outbox of `carrier` in the data directory, created on first use. */
   static open(dataDir: string, carrier: string): CarrierEventOutbox {
-    const dir = path.join(dataDir, "carriers", carrier);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const database = new Database(path.join(dir, "events.sqlite"));
+    mkdirSync(path.join(dataDir, "carriers", carrier), { recursive: true, mode: 0o700 });
+    const database = new Database(outboxPath(dataDir, carrier));
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = FULL");
     database.pragma("busy_timeout = 10000");
@@ -194,4 +197,20 @@ export function httpEventSender(baseUrl: string, timeoutMs = 10_000): EventSende
     if (!response.ok) throw new Error(`J-LIS answered ${response.status}: ${body.reason ?? ""}`);
     return { applied: body.applied === true };
   };
+}
+
+/** One delivery pass over the outbox of every carrier that has one in the data directory. */
+export async function deliverCarrierOutboxes(dataDir: string, send: EventSender): Promise<DeliveryPass> {
+  const total: DeliveryPass = { delivered: 0, duplicates: 0, failed: 0, refused: 0 };
+  for (const { name } of CARRIERS) {
+    if (!existsSync(outboxPath(dataDir, name))) continue;
+    const outbox = CarrierEventOutbox.open(dataDir, name);
+    try {
+      const pass = await outbox.deliver(send);
+      for (const key of Object.keys(total) as (keyof DeliveryPass)[]) total[key] += pass[key];
+    } finally {
+      outbox.close();
+    }
+  }
+  return total;
 }

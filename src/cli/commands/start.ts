@@ -13,6 +13,8 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
+import { deliverCarrierOutboxes } from "../../mno/event-outbox.js";
+import { inProcessEventSender } from "../../ra/carrier-events.js";
 import { purgeExpiredNonces } from "../../ra/nonces.js";
 import { revokeUndelivered } from "../../ra/provisioning.js";
 import { expireCertificates } from "../../registry/lifecycle.js";
@@ -33,6 +35,9 @@ const CRL_INTERVAL_MS = 5 * 60_000;
 const EXPIRY_INTERVAL_MS = 60_000;
 /** How often J-LIS ends undeliverable certificates and forgets expired nonces. */
 const SWEEP_INTERVAL_MS = 3_600_000;
+
+/** How often the carriers' outboxes are delivered to J-LIS (each event also retries on its own backoff). */
+const CARRIER_EVENTS_INTERVAL_MS = 10_000;
 
 /** Where a worker process finds its settings (set by the supervisor when it forks it). */
 const WORKER_ENV = "JPKI_START_WORKER";
@@ -108,6 +113,7 @@ async function serve(
   let crlScheduler: ReturnType<typeof startCrlScheduler> | undefined;
   let expiry: PeriodicJob | undefined;
   let sweep: PeriodicJob | undefined;
+  let carrierEvents: PeriodicJob | undefined;
   try {
     const url = await service.listen(settings.port, settings.host);
     if (settings.background) {
@@ -125,12 +131,18 @@ async function serve(
         SWEEP_INTERVAL_MS,
         (error) => process.stderr.write(`the delivery sweep failed: ${String(error)}\n`),
       );
+      carrierEvents = startPeriodic(
+        () => deliverCarrierOutboxes(authority.dataDir, inProcessEventSender(authority)),
+        CARRIER_EVENTS_INTERVAL_MS,
+        (error) => process.stderr.write(`the carrier event delivery failed: ${String(error)}\n`),
+      );
     }
     announce({ url, dataDir: authority.dataDir, baseUrl: authority.config.baseUrl });
     const signal = await stopped;
     if (!json && signal !== "stop")
       process.stdout.write(`${signal}: finishing requests in progress, then stopping\n`);
   } finally {
+    await carrierEvents?.stop();
     await sweep?.stop();
     await expiry?.stop();
     await crlScheduler?.stop();

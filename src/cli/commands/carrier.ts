@@ -1,0 +1,144 @@
+/**
+ * `carrier event` and `carrier outbox`: a carrier reports what happened to one of its SIMs to J-LIS
+ * (src/mno/carrier-events.ts, src/ra/carrier-events.ts). The event is signed and stored in the
+ * carrier's outbox, then delivered; J-LIS revokes the SIM's smartphone certificates at once. In the
+ * sandbox both parties share the data directory, so the carrier's event key is enrolled with J-LIS on
+ * first use; a split deployment enrols it once, by its operators.
+ */
+import { isValidIccid } from "../../card/uicc/identity.js";
+import {
+  CARRIER_EVENT_KINDS,
+  type CarrierEventKind,
+  carrierEventPublicKey,
+} from "../../mno/carrier-events.js";
+import { CARRIERS, findCarrier } from "../../mno/carriers.js";
+import { CarrierEventOutbox, type OutboxEntry } from "../../mno/event-outbox.js";
+import { enrolCarrierKey, inProcessEventSender } from "../../ra/carrier-events.js";
+import { type Command, printResult, stringOption, UsageError } from "../command.js";
+import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+
+function carrierOption(value: string | undefined): string {
+  if (value === undefined)
+    throw new UsageError(`--carrier is required: ${CARRIERS.map((c) => c.name).join(", ")}`);
+  return findCarrier(value).name;
+}
+
+export const carrierEvent: Command = {
+  name: "carrier event",
+  summary: "a carrier reports a port-out, SIM swap, deactivation or eSIM deletion to J-LIS",
+  help: `
+Usage: jpki-mobile carrier event --carrier NAME --kind KIND --iccid ICCID [--not-requested]
+                                 [--data DIR] [--json]
+
+The carrier signs the event with its own key, stores it in its outbox and delivers it to J-LIS,
+which revokes the smartphone certificates on that SIM (CRL reason cessationOfOperation) and marks
+the SIM. J-LIS applies each event once, however often it is delivered; an event J-LIS cannot reach
+stays in the outbox and leaves at the next delivery (\`jpki-mobile start\` delivers every 10 s).
+
+${DATA_HELP}
+  --carrier NAME     the reporting carrier: the SIM's issuer, or a light MVNO on its SIMs
+                     (${CARRIERS.map((c) => c.name).join(", ")})
+  --kind KIND        ${CARRIER_EVENT_KINDS.join(" | ")}
+  --iccid ICCID      the SIM
+  --not-requested    a SIM swap the subscriber did not ask for (recorded as a fraud)
+${JSON_HELP} { "event": { "id", "carrier", "kind", "iccid", "occurredAt" }, "state", "simStatus", "revoked" }
+
+Example:
+  jpki-mobile carrier event --carrier sakura --kind port-out --iccid 8981900000000000001
+`,
+  options: {
+    ...dataOption,
+    ...jsonOption,
+    carrier: { type: "string" },
+    kind: { type: "string" },
+    iccid: { type: "string" },
+    "not-requested": { type: "boolean" },
+  },
+  async run(values) {
+    const carrier = carrierOption(stringOption(values, "carrier"));
+    const kind = stringOption(values, "kind");
+    if (!kind || !(CARRIER_EVENT_KINDS as readonly string[]).includes(kind))
+      throw new UsageError(`--kind must be one of ${CARRIER_EVENT_KINDS.join(", ")}`);
+    const iccid = stringOption(values, "iccid");
+    if (!iccid || !isValidIccid(iccid))
+      throw new UsageError("--iccid must be a SIM's ICCID (19 digits, 8981...)");
+    if (values["not-requested"] === true && kind !== "sim-swap")
+      throw new UsageError("--not-requested applies to a SIM swap only");
+    return withAuthority(values, `carrier:${carrier}`, async (authority) => {
+      await enrolCarrierKey(
+        authority.registry.db,
+        carrier,
+        carrierEventPublicKey(authority.dataDir, carrier),
+        `carrier:${carrier}`,
+      );
+      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
+      try {
+        const event = outbox.record(kind as CarrierEventKind, iccid, {
+          ...(kind === "sim-swap" ? { requestedBySubscriber: values["not-requested"] !== true } : {}),
+        });
+        let outcome: { simStatus: string; revoked: readonly string[] } | undefined;
+        const send = inProcessEventSender(authority);
+        await outbox.deliver(async (signed) => {
+          const answer = await send(signed);
+          const recorded = await authority.registry.db
+            .selectFrom("carrier_events")
+            .select("outcome")
+            .where("carrier", "=", carrier)
+            .where("id", "=", event.id)
+            .executeTakeFirst();
+          if (recorded) outcome = JSON.parse(recorded.outcome);
+          return answer;
+        });
+        const entry = outbox.entries().find((e) => e.event.id === event.id)!;
+        const result = { event, state: entry.state, lastError: entry.lastError, ...outcome };
+        printResult(values.json === true, result, () =>
+          entry.state === "delivered"
+            ? `${carrier}: ${kind} of SIM ${iccid} reported to J-LIS (event ${event.id}). SIM is now ${outcome?.simStatus}; revoked: ${outcome?.revoked.length ? outcome.revoked.join(", ") : "none"}.`
+            : `${carrier}: ${kind} of SIM ${iccid} recorded (event ${event.id}) but ${entry.state}: ${entry.lastError}`,
+        );
+        return entry.state === "delivered" ? 0 : 1;
+      } finally {
+        outbox.close();
+      }
+    });
+  },
+};
+
+const renderEntry = (e: OutboxEntry) =>
+  `  ${e.event.occurredAt}  ${e.state.padEnd(9)} ${e.event.kind.padEnd(20)} ${e.event.iccid}  ${e.event.id}` +
+  (e.lastError ? `  (${e.attempts} attempts: ${e.lastError})` : "");
+
+export const carrierOutbox: Command = {
+  name: "carrier outbox",
+  summary: "the events a carrier sent or still has to send to J-LIS",
+  help: `
+Usage: jpki-mobile carrier outbox --carrier NAME [--data DIR] [--json]
+
+Lists the carrier's events, oldest first, with their state: pending (waiting for J-LIS), delivered,
+or refused (J-LIS will never take it: the reason says why).
+
+${DATA_HELP}
+  --carrier NAME    ${CARRIERS.map((c) => c.name).join(", ")}
+${JSON_HELP} [{ "event", "state", "attempts", "lastError" }]
+`,
+  options: { ...dataOption, ...jsonOption, carrier: { type: "string" } },
+  async run(values) {
+    const carrier = carrierOption(stringOption(values, "carrier"));
+    return withAuthority(values, `carrier:${carrier}`, async (authority) => {
+      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
+      try {
+        const entries = outbox.entries();
+        printResult(values.json === true, entries, (list) =>
+          list.length === 0
+            ? `${carrier} has sent no event.`
+            : [`${carrier}'s events:`, ...list.map(renderEntry)].join("\n"),
+        );
+        return 0;
+      } finally {
+        outbox.close();
+      }
+    });
+  },
+};
+
+export const carrierCommands: readonly Command[] = [carrierEvent, carrierOutbox];
