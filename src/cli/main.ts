@@ -23,6 +23,7 @@ import {
 } from "./commands/counter.js";
 import { crlPublish } from "./commands/crl.js";
 import { demoCommand } from "./commands/demo.js";
+import { ledgerCommands } from "./commands/ledger.js";
 import { resumeCommand, revokeCommand, suspendCommand } from "./commands/lifecycle.js";
 import { postCommands } from "./commands/post.js";
 import { loginCommand, rpServe } from "./commands/rp.js";
@@ -41,6 +42,7 @@ export const commands: readonly Command[] = [
   simCreate,
   simServe,
   ...carrierCommands,
+  ...ledgerCommands,
   certList,
   certShow,
   suspendCommand,

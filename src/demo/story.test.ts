@@ -21,5 +21,9 @@ test("every step of the story does what it should; refusals are refusals", async
   const refusals = result.steps.filter((s) => /refused/.test(s.title));
   assert.ok(refusals.length >= 2);
   for (const s of refusals) assert.match(s.outcome, /^refused: /, s.title);
+  const outcomeOf = (title: RegExp) => result.steps.find((s) => title.test(s.title))?.outcome ?? "";
+  assert.match(outcomeOf(/swapped without E asking/), /SIM swapped; certificate [0-9a-f]{32} revoked/);
+  assert.match(outcomeOf(/refuses a login with E's old SIM/), /^refused: .*revoked/);
+  assert.match(outcomeOf(/ledger/), /state pays ¥500/);
   assert.ok(!existsSync(result.dataDir), "the temporary data directory is removed");
 });

@@ -13,7 +13,10 @@ import { openMyNumberCard } from "../card/mynacard.js";
 import { CardManagerSession } from "../card/uicc/host.js";
 import { openUicc } from "../card/uicc/uicc.js";
 import { JpkiError } from "../errors.js";
+import { billingMonth, closeMonth, ledgerReport, ratesOf } from "../ledger/ledger.js";
+import { type CarrierEventKind, carrierEventPublicKey } from "../mno/carrier-events.js";
 import { cardManagerKeys } from "../mno/carriers.js";
+import { CarrierEventOutbox } from "../mno/event-outbox.js";
 import { OtaRelay, relayForPhone } from "../mno/ota-relay.js";
 import { createSim } from "../mno/sim-factory.js";
 import { addClerk } from "../municipality/clerks.js";
@@ -25,10 +28,12 @@ import { loginToRelyingParty } from "../phone/rp-login.js";
 import { envelopeKey } from "../post/envelope.js";
 import { RestrictedDeliveryService } from "../post/restricted-delivery.js";
 import { DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../ra/card-issuance.js";
+import { enrolCarrierKey, inProcessEventSender } from "../ra/carrier-events.js";
 import { inProcessJlis } from "../ra/jlis-client.js";
 import { OnlineChannel } from "../ra/online.js";
 import { inProcessPostalJlis, readAccessCodeLetter, referReturnedApplications } from "../ra/postal.js";
 import { submitApplication } from "../ra/ra.js";
+import { getCertificate } from "../registry/issuance.js";
 import { resumeCertificate, suspendCertificate } from "../registry/lifecycle.js";
 import { addVerifier } from "../registry/verifiers.js";
 import { createDemoRelyingParty } from "../rp/demo-server.js";
@@ -281,6 +286,87 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         `issued ${(await submitApplication(authority, new OnlineChannel(), { signedData: aApplication })).application.id}`,
       "refusal",
     );
+
+    // Carriers: A moves to another carrier with a new SIM; E's SIM is swapped behind E's back.
+    const carrierReport = async (
+      carrier: string,
+      kind: CarrierEventKind,
+      iccid: string,
+      requested?: boolean,
+    ) => {
+      await enrolCarrierKey(
+        db,
+        carrier,
+        carrierEventPublicKey(authority.dataDir, carrier),
+        `carrier:${carrier}`,
+      );
+      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
+      try {
+        const event = outbox.record(
+          kind,
+          iccid,
+          requested === undefined ? {} : { requestedBySubscriber: requested },
+        );
+        const pass = await outbox.deliver(inProcessEventSender(authority));
+        if (pass.delivered !== 1)
+          throw new Error(`the event did not reach J-LIS: ${outbox.entries().at(-1)?.lastError}`);
+        const row = await db
+          .selectFrom("carrier_events")
+          .select("outcome")
+          .where("carrier", "=", carrier)
+          .where("id", "=", event.id)
+          .executeTakeFirstOrThrow();
+        return JSON.parse(row.outcome) as { simStatus: string; revoked: string[] };
+      } finally {
+        outbox.close();
+      }
+    };
+    const aNewPhone = await newPhone(authority, "sakura");
+    cleanups.push(aNewPhone.stopRelay);
+    await step(
+      "A moves from the light MVNO to an MNO with a new SIM: the new certificate supersedes the old one at once",
+      async () => {
+        const answer = await aNewPhone.app.applyOnline({ card: aCard, signPassword: DEFAULT_SIGN_PASSWORD });
+        await aNewPhone.app.ensurePin("1234");
+        const old = await getCertificate(db, aSerial);
+        const outcome = await carrierReport("hibari", "port-out", aPhone.sim.iccid);
+        return `certificate ${answer.certificateSerial} on SIM ${aNewPhone.sim.iccid}; the old one is ${old?.status} (superseded); the port-out then revoked ${outcome.revoked.length} more`;
+      },
+    );
+    await step("A logs in with the new phone", () => login(aNewPhone.app, "1234"));
+    const e = await issueMyNumberCard(authority, {
+      name: "高橋 五郎",
+      birth: "2001-04-01",
+      sex: "male",
+      address: "北海道札幌市中央区北1条西2丁目",
+    });
+    const ePhone = await newPhone(authority, "tsubame"); // a full MVNO: its own SIMs and OTA
+    cleanups.push(ePhone.stopRelay);
+    await step("citizen E applies online on a full MVNO's SIM and logs in", async () => {
+      const answer = await ePhone.app.applyOnline({
+        card: new InProcessTransport(openMyNumberCard(e.cardState)),
+        signPassword: DEFAULT_SIGN_PASSWORD,
+      });
+      await ePhone.app.ensurePin("1357");
+      return `${answer.status}; ${await login(ePhone.app, "1357")}`;
+    });
+    await step(
+      "E's SIM is swapped without E asking: the carrier reports it and J-LIS revokes at once",
+      async () => {
+        const outcome = await carrierReport("tsubame", "sim-swap", ePhone.sim.iccid, false);
+        if (outcome.revoked.length !== 1) throw new Error(`revoked ${outcome.revoked.length} certificates`);
+        return `SIM ${outcome.simStatus}; certificate ${outcome.revoked[0]} revoked (cessationOfOperation)`;
+      },
+    );
+    await step("the bank refuses a login with E's old SIM", () => login(ePhone.app, "1357"), "refusal");
+
+    await step("the month's ledger: who pays whom", async () => {
+      const month = billingMonth(new Date());
+      await closeMonth(db, ratesOf(authority.dataDir), month);
+      const report = await ledgerReport(db, month);
+      const net = (yen: number) => (yen > 0 ? `receives ¥${yen}` : yen < 0 ? `pays ¥${-yen}` : "even");
+      return report.parties.map((p) => `${p.party} ${net(p.netYen)}`).join(", ");
+    });
 
     await step("the audit log verifies (hash chain intact)", async () => {
       const findings = await authority.registry.verifyAudit();

@@ -116,7 +116,10 @@ export async function applyAtCounter(
     input.options ?? {},
   );
   step("examined");
-  await deliverCertificate(authority, terminal.relayForJlis(), submitted.application.id, "ra:counter");
+  await deliverCertificate(authority, terminal.relayForJlis(), submitted.application.id, {
+    actor: "ra:counter",
+    via: "counter",
+  });
   step("delivered");
   return (await getApplication(authority.registry.db, submitted.application.id))!;
 }

@@ -28,6 +28,7 @@ import type { Kysely } from "kysely";
 import type { CardTransport } from "../card/card.js";
 import { checkPin } from "../card/state.js";
 import { JpkiError } from "../errors.js";
+import { type LedgerRates, municipalityParty, ratesOf, recordBillable } from "../ledger/ledger.js";
 import { authenticateClerk, type Clerk, clerkActor } from "../municipality/clerks.js";
 import { addressInMunicipality } from "../municipality/codes.js";
 import {
@@ -353,6 +354,7 @@ export async function recordIdentityCheck(
   identity: VerifiedIdentity,
   subject: string,
   now: Date,
+  rates: LedgerRates,
 ): Promise<string> {
   const id = randomUUID();
   if (identity.challenge) await consumeNonce(trx, identity.challenge, subject, now);
@@ -386,6 +388,23 @@ export async function recordIdentityCheck(
       signingCertificate: identity.signingSerial,
     },
   });
+  // The municipality is paid for serving the citizen at its counter.
+  await recordBillable(
+    trx,
+    [
+      {
+        kind: "counter-handling",
+        source: `counter-handling:${id}`,
+        payer: "jlis",
+        payee: municipalityParty(identity.clerk.municipalityCode),
+        quantity: 1,
+        rate: rates.counterHandling,
+        reference: subject,
+      },
+    ],
+    clerkActor(identity.clerk),
+    now,
+  );
   return id;
 }
 
@@ -468,7 +487,7 @@ export class CounterChannel implements ApplicationChannel<CounterApplication> {
       },
       async consume(trx, applicationId) {
         await consumeNonce(trx, claim.nonce, applicationId, now);
-        await recordIdentityCheck(trx, identity, applicationId, now);
+        await recordIdentityCheck(trx, identity, applicationId, now, ratesOf(context.authority.dataDir));
       },
     };
   }
@@ -570,7 +589,7 @@ export async function resetSimPinAtCounter(
 
   const actor = clerkActor(clerk);
   const identityCheck = await db.transaction().execute(async (trx) => {
-    const check = await recordIdentityCheck(trx, identity, request.iccid, now);
+    const check = await recordIdentityCheck(trx, identity, request.iccid, now, ratesOf(authority.dataDir));
     await appendAudit(trx, {
       actor,
       action: "sim.pin-unblock.requested",

@@ -15,6 +15,7 @@
 import type { CardTransport } from "../card/card.js";
 import { type GeneratedKey, JlisDomainSession } from "../card/uicc/host.js";
 import { JpkiError } from "../errors.js";
+import { carrierParty, ratesOf, recordBillable } from "../ledger/ledger.js";
 import { CrlReason } from "../pki/crl.js";
 import { isoTime, toBuffer } from "../registry/db.js";
 import { LIVE_STATUSES, transitions } from "../registry/lifecycle.js";
@@ -69,8 +70,13 @@ export async function deliverCertificate(
   authority: Authority,
   transport: Transport,
   applicationId: string,
-  actor = "ra:provisioning",
+  options: {
+    readonly actor?: string;
+    /** Over the air through the SIM's carrier (default: billed to J-LIS by the carrier), or at the counter. */
+    readonly via?: "ota" | "counter";
+  } = {},
 ): Promise<void> {
+  const actor = options.actor ?? "ra:provisioning";
   const db = authority.registry.db;
   const application = await getApplication(db, applicationId);
   if (!application) throw new JpkiError("not-found", `no application ${applicationId}`);
@@ -97,9 +103,27 @@ export async function deliverCertificate(
   const injected = await injectedKeyOf(db, authority.dataDir, applicationId);
   if (injected) await session.injectKey(AUTH_KEY, injected);
   await session.storeAuthenticationCertificates(toBuffer(certificate.der), authority.certificates.auth);
+  const sim = await authority.registry.getSimByIccid(application.iccid ?? "");
   await db.transaction().execute(async (trx) => {
     await advanceApplication(trx, applicationId, "delivered", { actor });
     await destroyInjectedKey(trx, applicationId);
+    // The carrier that issued the SIM carried J-LIS's channel over the air (a light MVNO's host).
+    if ((options.via ?? "ota") === "ota" && sim?.carrier)
+      await recordBillable(
+        trx,
+        [
+          {
+            kind: "ota-delivery",
+            source: `ota-delivery:${applicationId}`,
+            payer: "jlis",
+            payee: carrierParty(sim.carrier),
+            quantity: 1,
+            rate: ratesOf(authority.dataDir).otaDelivery,
+            reference: applicationId,
+          },
+        ],
+        actor,
+      );
   });
 }
 

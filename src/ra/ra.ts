@@ -16,6 +16,7 @@
  */
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
+import { ratesOf, recordBillable } from "../ledger/ledger.js";
 import { smartphoneAuthenticationCertificateTbs } from "../pki/profiles.js";
 import { type IssuanceRequest, issueCertificates } from "../registry/issuance.js";
 import { doubleIssuanceHooks } from "../registry/lifecycle.js";
@@ -239,6 +240,20 @@ async function issueFor<Request>(authority: Authority, items: Item<Request>[], a
     },
     async onIssued(trx, issued) {
       await policy.onIssued(trx, issued);
+      const rate = ratesOf(authority.dataDir).issuance;
+      await recordBillable(
+        trx,
+        issued.map(({ serial }) => ({
+          kind: "issuance",
+          source: `issuance:${serial}`,
+          payer: rate.payer,
+          payee: "jlis",
+          quantity: 1,
+          rate,
+          reference: serial,
+        })),
+        actor,
+      );
       const records = await markApplicationsIssued(
         trx,
         issued.map(({ serial, request }) => ({ id: byRequest.get(request)!.id, certificateSerial: serial })),

@@ -40,6 +40,7 @@ forEachDialect((dialect, open) => {
         "008-counter",
         "009-injected-keys",
         "010-carrier-events",
+        "011-ledger",
       ],
     );
     const head = await again.db.selectFrom("audit_head").selectAll().execute();

@@ -374,6 +374,27 @@ export interface CarrierEventsTable {
   outcome: string;
 }
 
+/** One billable event (src/ledger/ledger.ts); append-only. */
+export interface LedgerEntriesTable {
+  id: string;
+  /** The event billed (`issuance:<serial>`, ...): unique, so nothing is billed twice. */
+  source: string;
+  kind: string;
+  payer: string;
+  payee: string;
+  quantity: number;
+  /** The rate: rate_yen for every rate_per units. */
+  rate_yen: number;
+  rate_per: number;
+  amount_yen: number;
+  /** YYYY-MM, Japan time. */
+  month: string;
+  at: Timestamp;
+  /** What the entry is about: a serial, an application, a SIM, a verifier. */
+  reference: string;
+  actor: string;
+}
+
 export interface RegistrySchema {
   persons: PersonsTable;
   cards: CardsTable;
@@ -398,6 +419,7 @@ export interface RegistrySchema {
   injected_keys: InjectedKeysTable;
   carrier_keys: CarrierKeysTable;
   carrier_events: CarrierEventsTable;
+  ledger_entries: LedgerEntriesTable;
 }
 
 export type Person = Selectable<PersonsTable>;

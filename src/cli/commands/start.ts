@@ -13,6 +13,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
+import { closeMonth, previousMonth, ratesOf } from "../../ledger/ledger.js";
 import { deliverCarrierOutboxes } from "../../mno/event-outbox.js";
 import { inProcessEventSender } from "../../ra/carrier-events.js";
 import { purgeExpiredNonces } from "../../ra/nonces.js";
@@ -38,6 +39,9 @@ const SWEEP_INTERVAL_MS = 3_600_000;
 
 /** How often the carriers' outboxes are delivered to J-LIS (each event also retries on its own backoff). */
 const CARRIER_EVENTS_INTERVAL_MS = 10_000;
+
+/** How often the previous month's ledger is closed (a no-op once it is). */
+const LEDGER_CLOSE_INTERVAL_MS = 6 * 3_600_000;
 
 /** Where a worker process finds its settings (set by the supervisor when it forks it). */
 const WORKER_ENV = "JPKI_START_WORKER";
@@ -114,6 +118,7 @@ async function serve(
   let expiry: PeriodicJob | undefined;
   let sweep: PeriodicJob | undefined;
   let carrierEvents: PeriodicJob | undefined;
+  let ledger: PeriodicJob | undefined;
   try {
     const url = await service.listen(settings.port, settings.host);
     if (settings.background) {
@@ -136,12 +141,18 @@ async function serve(
         CARRIER_EVENTS_INTERVAL_MS,
         (error) => process.stderr.write(`the carrier event delivery failed: ${String(error)}\n`),
       );
+      ledger = startPeriodic(
+        () => closeMonth(authority.registry.db, ratesOf(authority.dataDir), previousMonth(new Date())),
+        LEDGER_CLOSE_INTERVAL_MS,
+        (error) => process.stderr.write(`closing last month's ledger failed: ${String(error)}\n`),
+      );
     }
     announce({ url, dataDir: authority.dataDir, baseUrl: authority.config.baseUrl });
     const signal = await stopped;
     if (!json && signal !== "stop")
       process.stdout.write(`${signal}: finishing requests in progress, then stopping\n`);
   } finally {
+    await ledger?.stop();
     await carrierEvents?.stop();
     await sweep?.stop();
     await expiry?.stop();

@@ -14,6 +14,7 @@ import * as postal from "./007-postal.js";
 import * as counter from "./008-counter.js";
 import * as injectedKeys from "./009-injected-keys.js";
 import * as carrierEvents from "./010-carrier-events.js";
+import * as ledger from "./011-ledger.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": initial,
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   "008-counter": counter,
   "009-injected-keys": injectedKeys,
   "010-carrier-events": carrierEvents,
+  "011-ledger": ledger,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
