@@ -216,6 +216,17 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/api/support/compatibility": {
+        get: {
+          summary:
+            "Which carriers and SIM kinds carry the JPKI applet, who delivers over the air, how to apply",
+          responses: {
+            "200": jsonResponse(
+              "{ entries: [{ carrier, displayName, kind, simKind, jpkiApplet, otaBy, channels, note }] }",
+            ),
+          },
+        },
+      },
       "/api/mno/relay/{iccid}": {
         get: {
           summary:

@@ -8,6 +8,7 @@
  *   GET  /api/ra/applications/{number}           its status and history
  *   POST /api/ra/applications/{number}/delivery  J-LIS writes the certificate to the SIM (over the relay)
  *   POST /api/ra/carrier-events                  a carrier's signed event about one of its SIMs
+ *   GET  /api/support/compatibility              which carriers and SIM kinds carry the JPKI applet
  *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the commands waiting for its SIM
  *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's response to one
  *
@@ -18,6 +19,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
+import { compatibilityList } from "../mno/compatibility.js";
 import { OtaRelay } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
 import { receiveCarrierEvent } from "../ra/carrier-events.js";
@@ -110,6 +112,10 @@ export class RaApi {
           publicKey: key.spki.toString("base64"),
           attestation: key.attestation.toString("base64"),
         });
+      }
+      if (role === "support" && resource === "compatibility" && id === undefined) {
+        if (method !== "GET") return refusal(405, "method-not-allowed", "GET /api/support/compatibility");
+        return reply(200, { entries: compatibilityList() });
       }
       if (role === "ra" && resource === "carrier-events" && id === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/carrier-events");

@@ -12,6 +12,7 @@ import {
   carrierEventPublicKey,
 } from "../../mno/carrier-events.js";
 import { CARRIERS, findCarrier } from "../../mno/carriers.js";
+import { compatibilityList } from "../../mno/compatibility.js";
 import { CarrierEventOutbox, type OutboxEntry } from "../../mno/event-outbox.js";
 import { enrolCarrierKey, inProcessEventSender } from "../../ra/carrier-events.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
@@ -141,4 +142,31 @@ ${JSON_HELP} [{ "event", "state", "attempts", "lastError" }]
   },
 };
 
-export const carrierCommands: readonly Command[] = [carrierEvent, carrierOutbox];
+export const supportCompatibility: Command = {
+  name: "support compatibility",
+  summary: "which carriers and SIM kinds carry the JPKI applet, and who delivers over the air",
+  help: `
+Usage: jpki-mobile support compatibility [--json]
+
+The compatibility list support staff read out (also at GET /api/support/compatibility): for each
+carrier and SIM kind, whether the JPKI applet can be stored, which carrier installs it and carries
+J-LIS's delivery (a light MVNO's host), and the channels to apply through.
+
+${JSON_HELP} [{ "carrier", "displayName", "kind", "simKind", "jpkiApplet", "otaBy", "channels", "note" }]
+`,
+  options: { ...jsonOption },
+  async run(values) {
+    printResult(values.json === true, compatibilityList(), (list) =>
+      list
+        .map(
+          (e) =>
+            `${e.displayName.padEnd(24)} ${e.kind.padEnd(10)} ${e.simKind.padEnd(8)} ` +
+            `${e.jpkiApplet ? "JPKI ✓" : "JPKI ✗"}  OTA by ${e.otaBy.padEnd(7)} ${e.note}`,
+        )
+        .join("\n"),
+    );
+    return 0;
+  },
+};
+
+export const carrierCommands: readonly Command[] = [carrierEvent, carrierOutbox, supportCompatibility];
