@@ -326,7 +326,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await step(
       "A moves from the light MVNO to an MNO with a new SIM: the new certificate supersedes the old one at once",
       async () => {
-        const answer = await aNewPhone.app.applyOnline({ card: aCard, signPassword: DEFAULT_SIGN_PASSWORD });
+        const answer = await aNewPhone.app.applyOnline({
+          card: aCard,
+          signPassword: DEFAULT_SIGN_PASSWORD,
+          linkConsent: true,
+        });
         await aNewPhone.app.ensurePin("1234");
         const old = await getCertificate(db, aSerial);
         const outcome = await carrierReport("hibari", "port-out", aPhone.sim.iccid);
@@ -334,6 +338,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       },
     );
     await step("A logs in with the new phone", () => login(aNewPhone.app, "1234"));
+    await step(
+      "the bank finds A's account: J-LIS links the old certificate to the new one (A agreed)",
+      async () => {
+        const response = await fetch(`${statusUrl}/api/ra/links`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${bank.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ serial: aSerial }),
+        });
+        const body = (await response.json()) as { current?: string; reason?: string };
+        if (response.status !== 200)
+          throw new Error(`link query answered ${response.status}: ${body.reason}`);
+        return `${aSerial} → ${body.current}`;
+      },
+    );
     const e = await issueMyNumberCard(authority, {
       name: "高橋 五郎",
       birth: "2001-04-01",

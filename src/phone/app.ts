@@ -47,6 +47,8 @@ export interface OnlineApplicationInput {
    * to the SIM with the certificate. Default: what J-LIS says its policy is.
    */
   readonly keyGeneration?: "on-card" | "injected";
+  /** The citizen lets relying parties that know an earlier certificate find this one (the link query). */
+  readonly linkConsent?: boolean;
   readonly now?: Date;
 }
 
@@ -93,6 +95,7 @@ export class JpkiApp {
       nonce,
       requested: "phone-auth",
       time: input.now ?? new Date(),
+      ...(input.linkConsent ? { linkConsent: true } : {}),
     });
     this.onStep("card-signature");
     return buildSignedData({

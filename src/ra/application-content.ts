@@ -35,6 +35,11 @@ export interface ApplicationContent {
   readonly requested: RequestedCertificate;
   /** When the phone made the application. */
   readonly time: Date;
+  /**
+   * The citizen agrees that registered relying parties holding an earlier smartphone certificate of
+   * theirs may learn this one (the link query, src/ra/links.ts), so accounts survive the change.
+   */
+  readonly linkConsent?: boolean;
 }
 
 const FIELDS = [
@@ -50,6 +55,7 @@ const FIELDS = [
   "requested",
   "time",
   "keyGeneration",
+  "linkConsent",
 ] as const;
 
 /** The content's bytes: JSON with the fields in a fixed order, binary values in base64. */
@@ -72,6 +78,7 @@ export function encodeApplicationContent(content: ApplicationContent): Buffer {
       nonce: content.nonce.toString("base64"),
       requested: content.requested,
       time: content.time.toISOString(),
+      ...(content.linkConsent ? { linkConsent: true } : {}),
     }),
     "utf8",
   );
@@ -117,6 +124,9 @@ export function parseApplicationContent(bytes: Buffer): ApplicationContent {
   if (record["keyGeneration"] !== undefined && record["keyGeneration"] !== "injected")
     refuse('keyGeneration is "injected" or absent');
   const injected = record["keyGeneration"] === "injected";
+  // Written only when given: one encoding for each content.
+  if (record["linkConsent"] !== undefined && record["linkConsent"] !== true)
+    refuse("linkConsent is true or absent");
   if (injected && (record["publicKey"] !== undefined || record["attestation"] !== undefined))
     refuse("an injected-key application carries no public key or attestation");
   const iccid = text(record["iccid"], "iccid", /^\d{19,20}$/);
@@ -138,5 +148,6 @@ export function parseApplicationContent(bytes: Buffer): ApplicationContent {
     nonce: base64(record["nonce"], "nonce", 64),
     requested: "phone-auth",
     time,
+    ...(record["linkConsent"] === true ? { linkConsent: true } : {}),
   };
 }

@@ -114,6 +114,7 @@ export class OnlineChannel implements ApplicationChannel<OnlineApplication> {
         carrier: content.carrier,
         appletInstance: content.appletInstance,
         keyGeneration: content.keyGeneration,
+        ...(content.linkConsent ? { linkConsent: true } : {}),
         ...(key.attestedReference !== undefined ? { attestationKeyReference: key.attestedReference } : {}),
       },
       consume: (trx, applicationId) => consumeNonce(trx, content.nonce, applicationId, now),

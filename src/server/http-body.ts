@@ -1,4 +1,4 @@
-/** Request bodies read with a size limit, for every HTTP API of the server. */
+/** Request bodies read with a size limit, and bearer tokens, for every HTTP API of the server. */
 import type { IncomingMessage } from "node:http";
 
 /**
@@ -39,4 +39,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     req.on("error", onError);
     req.on("aborted", onAborted);
   });
+}
+
+/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined || header.length > 300) return undefined;
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  return match?.[1];
 }

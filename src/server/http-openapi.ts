@@ -216,6 +216,19 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/api/ra/links": {
+        post: {
+          summary: "A registered verifier: the current certificate of the holder of a superseded one",
+          description:
+            "Body `{ serial }` (hex). Answers only when the citizen's application for the current " +
+            "certificate carried linkConsent; any other case is the same 404. Audited.",
+          responses: {
+            "200": jsonResponse("{ superseded, current, certificate (base64 DER) }"),
+            "401": errorResponse("No token, or not a verifier of user-authentication certificates"),
+            "404": errorResponse("No link"),
+          },
+        },
+      },
       "/api/support/compatibility": {
         get: {
           summary:

@@ -43,7 +43,7 @@ import {
 } from "../status/ocsp.js";
 import { OcspRefresher, type OcspRefresherOptions } from "../status/ocsp-refresher.js";
 import { type Authority, KEY_LABELS } from "./authority.js";
-import { readBody } from "./http-body.js";
+import { bearerToken, readBody } from "./http-body.js";
 import { StatusMetrics } from "./http-metrics.js";
 import { docsHtml, openApiDocument } from "./http-openapi.js";
 import { RaApi } from "./ra-api.js";
@@ -90,13 +90,6 @@ function readGetRequest(encoded: string): OcspRequest | undefined {
     if (error instanceof MalformedOcspRequestError) return undefined;
     throw error;
   }
-}
-
-/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). */
-function bearerToken(header: string | undefined): string | undefined {
-  if (header === undefined || header.length > 300) return undefined;
-  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
-  return match?.[1];
 }
 
 /** The `access_token` of a URL query (RFC 6750 §2.3), for clients that cannot send a header. */

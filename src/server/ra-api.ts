@@ -8,6 +8,8 @@
  *   GET  /api/ra/applications/{number}           its status and history
  *   POST /api/ra/applications/{number}/delivery  J-LIS writes the certificate to the SIM (over the relay)
  *   POST /api/ra/carrier-events                  a carrier's signed event about one of its SIMs
+ *   POST /api/ra/links                           a registered verifier: the current certificate of
+ *                                                the holder of a superseded one (with consent)
  *   GET  /api/support/compatibility              which carriers and SIM kinds carry the JPKI applet
  *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the commands waiting for its SIM
  *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's response to one
@@ -24,12 +26,14 @@ import { OtaRelay } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
 import { receiveCarrierEvent } from "../ra/carrier-events.js";
 import { answerOf } from "../ra/jlis-client.js";
+import { linkedCertificate } from "../ra/links.js";
 import { issueNonce } from "../ra/nonces.js";
 import { MAX_ONLINE_APPLICATION_BYTES, OnlineChannel } from "../ra/online.js";
 import { deliverCertificate, generateKeyOnSim } from "../ra/provisioning.js";
 import { ApplicationDesk } from "../ra/ra.js";
+import { authenticateVerifier, verifierMayAsk } from "../registry/verifiers.js";
 import type { Authority } from "./authority.js";
-import { readBody } from "./http-body.js";
+import { bearerToken, readBody } from "./http-body.js";
 
 export interface ApiReply {
   readonly status: number;
@@ -116,6 +120,32 @@ export class RaApi {
       if (role === "support" && resource === "compatibility" && id === undefined) {
         if (method !== "GET") return refusal(405, "method-not-allowed", "GET /api/support/compatibility");
         return reply(200, { entries: compatibilityList() });
+      }
+      if (role === "ra" && resource === "links" && id === undefined) {
+        if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/links");
+        const token = bearerToken(req.headers.authorization);
+        const verifier = token ? await authenticateVerifier(this.authority.registry.db, token) : undefined;
+        if (!verifier || !verifierMayAsk(verifier, "auth"))
+          return refusal(
+            401,
+            "unauthorized",
+            "a registered verifier's token is required: Authorization: Bearer <token>",
+          );
+        const serial = (await this.json(req)) as { serial?: unknown } | null;
+        if (typeof serial?.serial !== "string" || !/^[0-9a-fA-F]{1,40}$/.test(serial.serial))
+          throw new JpkiError("bad-input", "serial: the certificate's serial number in hex");
+        const link = await linkedCertificate(this.authority.registry.db, serial.serial, verifier);
+        if (!link)
+          return refusal(
+            404,
+            "not-found",
+            "no link: the certificate was not superseded, or its holder did not agree",
+          );
+        return reply(200, {
+          superseded: link.superseded,
+          current: link.current,
+          certificate: link.certificate.toString("base64"),
+        });
       }
       if (role === "ra" && resource === "carrier-events" && id === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/carrier-events");

@@ -19,7 +19,8 @@ by post and completes with the access code of the restricted-delivery letter. Ci
 from the address of record: the letter comes back and the city counter completes the application,
 the phone tapped on its terminal. Forged and replayed applications are refused. A moves to another
 carrier with a new SIM (the new certificate supersedes the old one; the old carrier's port-out finds
-nothing left) and logs in with the new phone; citizen E, on a full MVNO, has the SIM swapped without
+nothing left) and logs in with the new phone, and the bank finds A's account through the link
+query A agreed to; citizen E, on a full MVNO, has the SIM swapped without
 asking: the carrier reports it, the certificate is revoked at once and the bank refuses E. The
 month's ledger (who pays whom) is printed, and the audit log is checked.
 Each step prints ✓ when its outcome is the expected one (a refusal, for the refusals); the command
