@@ -2,7 +2,7 @@
  * Key and signature algorithms the project uses, and the signed-object envelope shared by
  * certificates and CRLs.
  */
-import { createECDH, createPrivateKey, type KeyObject } from "node:crypto";
+import { createECDH, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { bitString, NULL, oid, sequence } from "./der.js";
 
 /** RSA-2048 for every JPKI key (JPKI-FACTS §2); ECDSA P-256 for SIM attestation and SCP11 keys. */
@@ -31,6 +31,21 @@ export function assembleSigned(
   signature: Uint8Array,
 ): Buffer {
   return sequence(tbs, algorithmIdentifier, bitString(signature));
+}
+
+/** A P-256 public key from its uncompressed point; throws when the point is malformed or off the curve. */
+export function p256PublicKeyFromPoint(point: Uint8Array): KeyObject {
+  if (point.length !== 65 || point[0] !== 0x04) throw new RangeError("not an uncompressed P-256 point");
+  const b = Buffer.from(point);
+  return createPublicKey({
+    key: {
+      kty: "EC",
+      crv: "P-256",
+      x: b.subarray(1, 33).toString("base64url"),
+      y: b.subarray(33).toString("base64url"),
+    },
+    format: "jwk",
+  });
 }
 
 /** A P-256 private key from its 32-byte scalar (how test vectors and key stores write it). */

@@ -11,6 +11,7 @@
  * the curve). Any other SPKI goes to OpenSSL's reader, so what is accepted does not change.
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
+import { p256PublicKeyFromPoint } from "./algorithms.js";
 import { children, expectTag, readDer, readInteger, Tag } from "./der.js";
 
 /** 30 0d 06 09 2a864886f70d010101 05 00: rsaEncryption, NULL parameters. */
@@ -42,15 +43,7 @@ function fastPath(spki: Buffer): KeyObject | undefined {
   if (algorithm.equals(RSA_ALGORITHM) && isRsaPublicKey(key))
     return createPublicKey({ key, format: "der", type: "pkcs1" });
   if (algorithm.equals(P256_ALGORITHM) && key.length === 65 && key[0] === 0x04)
-    return createPublicKey({
-      key: {
-        kty: "EC",
-        crv: "P-256",
-        x: key.subarray(1, 33).toString("base64url"),
-        y: key.subarray(33).toString("base64url"),
-      },
-      format: "jwk",
-    });
+    return p256PublicKeyFromPoint(key);
   return undefined;
 }
 

@@ -12,7 +12,7 @@
  * the card side receives the DER chain and a validator callback (host-certificate.ts offers one).
  */
 import { createECDH, createPublicKey, diffieHellman, type KeyObject, timingSafeEqual } from "node:crypto";
-import { p256PrivateKeyFromScalar } from "../../pki/algorithms.js";
+import { p256PrivateKeyFromScalar, p256PublicKeyFromPoint } from "../../pki/algorithms.js";
 import { encodeCommandApdu, parseCommandApdu, responseApdu } from "../apdu.js";
 import { SW } from "../status-words.js";
 import { encodeTlv, readTlvList } from "../tlv.js";
@@ -83,22 +83,6 @@ export function p256PointOf(key: KeyObject): Buffer {
     Buffer.from(jwk.x, "base64url"),
     Buffer.from(jwk.y, "base64url"),
   ]);
-}
-
-/** A P-256 public key from its uncompressed point; throws when the point is malformed or off the curve. */
-export function p256PublicKeyFromPoint(point: Uint8Array): KeyObject {
-  if (point.length !== P256_POINT_LENGTH || point[0] !== 0x04)
-    throw new RangeError("not an uncompressed P-256 point");
-  const b = Buffer.from(point);
-  return createPublicKey({
-    key: {
-      kty: "EC",
-      crv: "P-256",
-      x: b.subarray(1, 33).toString("base64url"),
-      y: b.subarray(33).toString("base64url"),
-    },
-    format: "jwk",
-  });
 }
 
 /** An EckaPrivateKey over a Node KeyObject. */
