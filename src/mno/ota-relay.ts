@@ -1,97 +1,206 @@
 /**
- * A carrier's OTA relay, in its first form: J-LIS hands it command APDUs for a SIM, already secured
- * inside J-LIS's SCP11a channel, and the phone of that SIM pulls them (SCP81 / GP SERAM style: the
- * device opens the admin session; the carrier never reaches into the SIM on its own), runs them on
- * the SIM and posts the SIM's responses back, which J-LIS reads. Each response, MAC'd under session
- * keys only the SIM and J-LIS hold, is the proof that the SIM received the command.
+ * A carrier's OTA gateway (DESIGN §4 flow 3): J-LIS submits scripts for a SIM, each an ordered list
+ * of command APDUs already secured inside J-LIS's SCP11a channel, under an id of its choosing; the
+ * phone of that SIM pulls them (SCP81 / GP SERAM style: the device opens the admin session, the
+ * carrier never reaches into the SIM on its own; `onCommand` is the simulated push trigger), runs
+ * each script's commands on the SIM in order, and posts the SIM's responses back. Those responses,
+ * MAC'd under session keys only the SIM and J-LIS hold, are the SIM's proof of receipt, kept with
+ * the script's status for J-LIS to read.
  *
- * The relay sees every byte and keeps a record of them (`relayed`): what a carrier could store. It
- * holds no key that opens them (the security test in src/ra/provisioning.test.ts works from it).
- * Commands are numbered per SIM; a response posted twice (a retried upload) is accepted once.
+ * Exactly once: a script submitted again under the same id is the same script (J-LIS retrying after
+ * a lost answer); responses posted twice are taken once; the phone keeps the responses of the
+ * scripts it ran and posts them again rather than running a script twice. The SIM stops a script at
+ * the first command it refuses, and the responses up to it come back.
+ *
+ * The gateway sees every byte and keeps a record of them (`relayed`): what a carrier could store. It
+ * holds no key that opens them (the security test in src/ra/relay-security.test.ts works from it).
  */
+import { randomUUID } from "node:crypto";
 import type { CardTransport } from "../card/card.js";
 import { JpkiError } from "../errors.js";
 
+/** One command and its response as the gateway carried them. */
 export interface RelayedExchange {
   readonly iccid: string;
-  readonly id: number;
+  readonly script: string;
+  readonly index: number;
   readonly command: Buffer;
   response?: Buffer;
 }
 
-interface Waiting {
-  readonly exchange: RelayedExchange;
-  resolve(response: Buffer): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
+export type ScriptState = "queued" | "fetched" | "executed" | "expired";
+
+export interface ScriptStatus {
+  readonly id: string;
+  readonly iccid: string;
+  readonly state: ScriptState;
+  readonly commands: number;
+  /** The SIM's responses (the proof of receipt), once executed. */
+  readonly responses?: readonly Buffer[];
+}
+
+interface Script {
+  readonly id: string;
+  readonly iccid: string;
+  readonly commands: readonly Buffer[];
+  readonly exchanges: RelayedExchange[];
+  state: ScriptState;
+  responses?: Buffer[];
+  readonly done: Promise<Buffer[]>;
+  resolve(responses: Buffer[]): void;
+  timer?: NodeJS.Timeout;
 }
 
 export interface OtaRelayOptions {
-  /** How long a command may wait for the phone before J-LIS's call fails (default 60 s). */
+  /** How long a script may wait for the phone before J-LIS's call fails (default 60 s). */
   readonly timeoutMs?: number;
+  /** Scripts whose status is kept after they ended (default 100,000): older ones are forgotten. */
+  readonly keptScripts?: number;
 }
+
+/** The SIM answered the command: 90 00, or 61 xx (more data). Anything else stops a script. */
+export const completed = (response: Uint8Array): boolean =>
+  response.length >= 2 &&
+  (response[response.length - 2] === 0x61 ||
+    (response[response.length - 2] === 0x90 && response[response.length - 1] === 0x00));
+
+/** A transport that also sends a whole script at once (the gateway's transport for J-LIS's host code). */
+export type ScriptTransport = Pick<CardTransport, "transmit"> & {
+  transmitScript(commands: readonly Uint8Array[]): Promise<Buffer[]>;
+};
 
 export class OtaRelay {
   /** Everything relayed, in order: the carrier's view. */
   readonly relayed: RelayedExchange[] = [];
-  private readonly waiting = new Map<string, Waiting[]>();
+  private readonly scripts = new Map<string, Script>();
+  /** Scripts waiting for each SIM's phone, oldest first. */
+  private readonly queues = new Map<string, Script[]>();
   private readonly listeners = new Map<string, Set<() => void>>();
-  private nextId = 1;
   private readonly timeoutMs: number;
+  private readonly keptScripts: number;
 
   constructor(
     readonly carrier: string,
     options: OtaRelayOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.keptScripts = options.keptScripts ?? 100_000;
   }
 
-  /** J-LIS's side: one command for the SIM; resolves with the SIM's response once the phone posted it. */
-  submit(iccid: string, command: Uint8Array): Promise<Buffer> {
-    const exchange: RelayedExchange = { iccid, id: this.nextId++, command: Buffer.from(command) };
-    this.relayed.push(exchange);
-    return new Promise((resolve, reject) => {
-      const entry: Waiting = {
-        exchange,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.remove(iccid, exchange.id);
-          reject(
-            new JpkiError(
-              "signer-unavailable",
-              `the phone with SIM ${iccid} did not fetch command ${exchange.id} from ${this.carrier} within ${this.timeoutMs} ms`,
-            ),
-          );
-        }, this.timeoutMs),
-      };
-      const queue = this.waiting.get(iccid) ?? [];
-      queue.push(entry);
-      this.waiting.set(iccid, queue);
-      for (const notify of this.listeners.get(iccid) ?? []) notify();
+  /**
+   * J-LIS's side: a script for SIM `iccid`; resolves with the SIM's responses once the phone posted
+   * them (fewer than the commands when the SIM refused one). The same id again is the same script.
+   */
+  submitScript(iccid: string, commands: readonly Uint8Array[], id: string = randomUUID()): Promise<Buffer[]> {
+    const existing = this.scripts.get(id);
+    if (existing) {
+      const same =
+        existing.iccid === iccid &&
+        existing.commands.length === commands.length &&
+        existing.commands.every((c, i) => c.equals(commands[i]!));
+      if (!same) throw new JpkiError("conflict", `script ${id} was submitted before with other commands`);
+      return existing.done;
+    }
+    if (commands.length === 0) throw new JpkiError("bad-input", "a script has at least one command");
+    let resolve!: (responses: Buffer[]) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<Buffer[]>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const script: Script = {
+      id,
+      iccid,
+      commands: commands.map((c) => Buffer.from(c)),
+      exchanges: [],
+      state: "queued",
+      done,
+      resolve,
+    };
+    script.exchanges.push(
+      ...script.commands.map((command, index) => ({ iccid, script: id, index, command })),
+    );
+    this.relayed.push(...script.exchanges);
+    script.timer = setTimeout(() => {
+      if (script.state === "executed") return;
+      script.state = "expired";
+      this.dequeue(script);
+      reject(
+        new JpkiError(
+          "signer-unavailable",
+          `the phone with SIM ${iccid} did not run script ${id} from ${this.carrier} within ${this.timeoutMs} ms`,
+        ),
+      );
+    }, this.timeoutMs);
+    this.remember(script);
+    const queue = this.queues.get(iccid) ?? [];
+    queue.push(script);
+    this.queues.set(iccid, queue);
+    for (const notify of this.listeners.get(iccid) ?? []) notify();
+    return done;
+  }
+
+  /** A one-command script. */
+  async submit(iccid: string, command: Uint8Array): Promise<Buffer> {
+    const [response] = await this.submitScript(iccid, [command]);
+    if (!response) throw new JpkiError("internal", `SIM ${iccid} answered nothing`);
+    return response;
+  }
+
+  /** A transport for J-LIS's host code (JlisDomainSession) that goes through this gateway. */
+  transportFor(iccid: string): ScriptTransport {
+    return {
+      transmit: (command) => this.submit(iccid, command),
+      transmitScript: (commands) => this.submitScript(iccid, commands),
+    };
+  }
+
+  /** The phone's side: the scripts waiting for its SIM, oldest first (each now `fetched`). */
+  pull(iccid: string): { id: string; commands: Buffer[] }[] {
+    return (this.queues.get(iccid) ?? []).map((script) => {
+      if (script.state === "queued") script.state = "fetched";
+      return { id: script.id, commands: [...script.commands] };
     });
   }
 
-  /** A transport for J-LIS's host code (JlisDomainSession) that goes through this relay. */
-  transportFor(iccid: string): Pick<CardTransport, "transmit"> {
-    return { transmit: (command) => this.submit(iccid, command) };
-  }
-
-  /** The phone's side: the commands waiting for its SIM, oldest first. */
-  pull(iccid: string): { id: number; command: Buffer }[] {
-    return (this.waiting.get(iccid) ?? []).map((w) => ({ id: w.exchange.id, command: w.exchange.command }));
-  }
-
-  /** The phone's side: the SIM's response to command `id`; false when it was posted already. */
-  respond(iccid: string, id: number, response: Uint8Array): boolean {
-    const entry = this.remove(iccid, id);
-    if (!entry) return false;
-    entry.exchange.response = Buffer.from(response);
-    entry.resolve(entry.exchange.response);
+  /**
+   * The phone's side: the SIM's responses to script `id`, in order (up to the first refusal). False
+   * when the script is not waiting for them (posted already, expired, unknown).
+   */
+  respond(iccid: string, id: string, responses: readonly Uint8Array[]): boolean {
+    const script = this.scripts.get(id);
+    if (!script || script.iccid !== iccid || (script.state !== "queued" && script.state !== "fetched"))
+      return false;
+    if (responses.length === 0 || responses.length > script.commands.length)
+      throw new JpkiError("bad-input", `script ${id} has ${script.commands.length} commands`);
+    const last = responses[responses.length - 1]!;
+    if (responses.length < script.commands.length && completed(last))
+      throw new JpkiError("bad-input", `script ${id}: responses stop before a refusal`);
+    script.state = "executed";
+    script.responses = responses.map((r) => Buffer.from(r));
+    script.responses.forEach((response, i) => {
+      script.exchanges[i]!.response = response;
+    });
+    clearTimeout(script.timer);
+    this.dequeue(script);
+    script.resolve(script.responses);
     return true;
   }
 
-  /** Calls `notify` whenever a command for `iccid` arrives (the push trigger); returns the unsubscribe. */
+  /** A script's state and, once executed, the SIM's responses. */
+  status(id: string): ScriptStatus | undefined {
+    const script = this.scripts.get(id);
+    if (!script) return undefined;
+    return {
+      id,
+      iccid: script.iccid,
+      state: script.state,
+      commands: script.commands.length,
+      ...(script.responses ? { responses: script.responses } : {}),
+    };
+  }
+
+  /** Calls `notify` whenever a script for `iccid` arrives (the push trigger); returns the unsubscribe. */
   onCommand(iccid: string, notify: () => void): () => void {
     const set = this.listeners.get(iccid) ?? new Set();
     set.add(notify);
@@ -99,37 +208,83 @@ export class OtaRelay {
     return () => set.delete(notify);
   }
 
-  private remove(iccid: string, id: number): Waiting | undefined {
-    const queue = this.waiting.get(iccid) ?? [];
-    const index = queue.findIndex((w) => w.exchange.id === id);
-    if (index < 0) return undefined;
-    const [entry] = queue.splice(index, 1);
-    clearTimeout(entry!.timer);
-    return entry;
+  private dequeue(script: Script): void {
+    const queue = this.queues.get(script.iccid) ?? [];
+    const index = queue.indexOf(script);
+    if (index >= 0) queue.splice(index, 1);
+    if (queue.length === 0) this.queues.delete(script.iccid);
+  }
+
+  /** Keeps the script's status; forgets the oldest ended one beyond `keptScripts`. */
+  private remember(script: Script): void {
+    this.scripts.set(script.id, script);
+    if (this.scripts.size <= this.keptScripts) return;
+    for (const [id, old] of this.scripts)
+      if (old.state === "executed" || old.state === "expired") {
+        this.scripts.delete(id);
+        return;
+      }
   }
 }
 
 /**
- * The phone's relay agent: whenever the carrier has commands for its SIM, pulls them, runs each on
- * the SIM in order and posts the response. Returns a stop function.
+ * Runs a script's commands on the SIM in order, stopping at the first one the SIM refuses; returns
+ * the responses.
+ */
+export async function runScript(
+  sim: Pick<CardTransport, "transmit">,
+  commands: readonly Uint8Array[],
+): Promise<Buffer[]> {
+  const responses: Buffer[] = [];
+  for (const command of commands) {
+    const response = Buffer.from(await sim.transmit(command));
+    responses.push(response);
+    if (!completed(response)) break;
+  }
+  return responses;
+}
+
+/** Responses of the scripts the phone ran, by script id, so a script is never run twice. */
+export class ScriptJournal {
+  private readonly ran = new Map<string, Buffer[]>();
+
+  constructor(private readonly capacity = 1000) {}
+
+  async run(
+    sim: Pick<CardTransport, "transmit">,
+    script: { id: string; commands: readonly Uint8Array[] },
+  ): Promise<Buffer[]> {
+    const earlier = this.ran.get(script.id);
+    if (earlier) return earlier;
+    const responses = await runScript(sim, script.commands);
+    this.ran.set(script.id, responses);
+    if (this.ran.size > this.capacity) this.ran.delete(this.ran.keys().next().value as string);
+    return responses;
+  }
+}
+
+/**
+ * The phone's agent: whenever the carrier has scripts for its SIM, pulls them, runs each once on
+ * the SIM and posts the responses. Returns a stop function.
  */
 export function relayForPhone(
   relay: OtaRelay,
   iccid: string,
   sim: Pick<CardTransport, "transmit">,
 ): () => void {
+  const journal = new ScriptJournal();
   let running = false;
   const drain = async () => {
     if (running) return;
     running = true;
     try {
       for (let batch = relay.pull(iccid); batch.length > 0; batch = relay.pull(iccid))
-        for (const { id, command } of batch) relay.respond(iccid, id, await sim.transmit(command));
+        for (const script of batch) relay.respond(iccid, script.id, await journal.run(sim, script));
     } finally {
       running = false;
     }
   };
-  // A SIM that stops answering leaves the command waiting: J-LIS's call times out and is retried.
+  // A SIM that stops answering leaves the script waiting: J-LIS's call times out and is retried.
   const run = () => void drain().catch(() => undefined);
   const stop = relay.onCommand(iccid, run);
   run();

@@ -6,6 +6,7 @@
  */
 import type { CardTransport } from "../card/card.js";
 import { type ErrorCode, JpkiError } from "../errors.js";
+import { ScriptJournal } from "../mno/ota-relay.js";
 import type { ApplicationAnswer, JlisClient } from "./app.js";
 
 const ERROR_CODES: readonly ErrorCode[] = [
@@ -89,8 +90,10 @@ export function httpJlis(baseUrl: string): JlisClient {
 }
 
 /**
- * Pulls the SIM's commands from the carrier's relay at `baseUrl` and answers them, until stopped.
- * Long polling (`wait`, seconds) keeps the delay low without hammering the server.
+ * Pulls the SIM's scripts from the carrier's OTA gateway at `baseUrl`, runs each once on the SIM and
+ * posts the responses, until stopped. Long polling (`wait`, seconds) keeps the delay low without
+ * hammering the server; a failed post is tried again at the next pull with the responses kept (the
+ * script is not run twice).
  */
 export function httpRelayAgent(
   baseUrl: string,
@@ -100,25 +103,34 @@ export function httpRelayAgent(
 ): { stop(): Promise<void> } {
   const relay = `${baseUrl.replace(/\/$/, "")}/api/mno/relay/${iccid}`;
   const controller = new AbortController();
+  const journal = new ScriptJournal();
   let stopped = false;
+  let backoff = 500;
   const loop = (async () => {
     while (!stopped) {
       try {
         const response = await fetch(`${relay}?wait=${options.waitSeconds ?? 10}`, {
           signal: controller.signal,
         });
-        const { commands } = (await response.json()) as { commands: { id: number; command: string }[] };
-        for (const { id, command } of commands) {
-          const answer = await sim.transmit(Buffer.from(command, "base64"));
-          await fetch(`${relay}/${id}`, {
-            ...json({ response: answer.toString("base64") }),
+        const { scripts } = (await response.json()) as { scripts: { id: string; commands: string[] }[] };
+        for (const { id, commands } of scripts) {
+          const responses = await journal.run(sim, {
+            id,
+            commands: commands.map((c) => Buffer.from(c, "base64")),
+          });
+          const posted = await fetch(`${relay}/${encodeURIComponent(id)}`, {
+            ...json({ responses: responses.map((r) => r.toString("base64")) }),
             signal: controller.signal,
           });
+          // 409: the gateway has them already (an earlier post whose answer was lost).
+          if (!posted.ok && posted.status !== 409) throw new Error(`the gateway answered ${posted.status}`);
         }
+        backoff = 500;
       } catch (error) {
         if (stopped) return;
         options.onError?.(error);
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        backoff = Math.min(backoff * 2, 30_000);
       }
     }
   })();

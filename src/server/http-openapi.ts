@@ -240,19 +240,42 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
-      "/api/mno/relay/{iccid}": {
+      "/api/mno/scripts": {
+        post: {
+          summary: "J-LIS submits a script of secured APDUs for a SIM to its carrier's OTA gateway",
+          description:
+            "Body `{ iccid, id?, commands: [base64 APDU] }`; the same id again is the same script. " +
+            "Answers at once; the phone runs it when it next pulls.",
+          responses: {
+            "202": jsonResponse("{ id, iccid, state: queued, commands }"),
+            "409": errorResponse("The id was used for other commands"),
+          },
+        },
+      },
+      "/api/mno/scripts/{id}": {
         get: {
           summary:
-            "The phone pulls the secured commands waiting for its SIM (long polling: ?wait=seconds, up to 30)",
+            "A script's state (queued, fetched, executed, expired) and the SIM's responses (proof of receipt)",
+          parameters: [pathParameter("id", "the script's id")],
+          responses: {
+            "200": jsonResponse("{ id, iccid, state, commands, responses?: [base64] }"),
+            "404": errorResponse("Unknown"),
+          },
+        },
+      },
+      "/api/mno/relay/{iccid}": {
+        get: {
+          summary: "The phone pulls the scripts waiting for its SIM (long polling: ?wait=seconds, up to 30)",
           parameters: [pathParameter("iccid", "the SIM's ICCID")],
-          responses: { "200": jsonResponse("{ commands: [{ id, command (base64 APDU) }] }") },
+          responses: { "200": jsonResponse("{ scripts: [{ id, commands: [base64 APDU] }] }") },
         },
       },
       "/api/mno/relay/{iccid}/{id}": {
         post: {
-          summary: "The phone posts the SIM's response to command id: body { response } (base64)",
-          parameters: [pathParameter("iccid", "the SIM's ICCID"), pathParameter("id", "the command's id")],
-          responses: { "204": { description: "Taken" }, "409": errorResponse("Not waiting for a response") },
+          summary:
+            "The phone posts the SIM's responses to script id, in order, up to the first refusal: body { responses } (base64)",
+          parameters: [pathParameter("iccid", "the SIM's ICCID"), pathParameter("id", "the script's id")],
+          responses: { "204": { description: "Taken" }, "409": errorResponse("Not waiting for responses") },
         },
       },
       "/healthz": {

@@ -11,18 +11,21 @@
  *   POST /api/ra/links                           a registered verifier: the current certificate of
  *                                                the holder of a superseded one (with consent)
  *   GET  /api/support/compatibility              which carriers and SIM kinds carry the JPKI applet
- *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the commands waiting for its SIM
- *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's response to one
+ *   POST /api/mno/scripts                        J-LIS submits a script for a SIM: { iccid, id?, commands }
+ *   GET  /api/mno/scripts/{id}                   its state and, once run, the SIM's responses
+ *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the scripts waiting for its SIM
+ *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's responses to one
  *
  * Applications arrive at a desk that examines them in batches (ra.ts `ApplicationDesk`): under load,
  * many share each transaction. Refusals are 4xx with `{ error, reason }`; the citizen's security
  * does not rest on these endpoints (the card's signature, the SIM's attestation and J-LIS's secure
  * channel do), so they take no credentials; the relay only ever carries J-LIS's secured commands.
  */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
 import { compatibilityList } from "../mno/compatibility.js";
-import { OtaRelay } from "../mno/ota-relay.js";
+import { OtaRelay, type ScriptStatus } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
 import { receiveCarrierEvent } from "../ra/carrier-events.js";
 import { answerOf } from "../ra/jlis-client.js";
@@ -65,6 +68,19 @@ function base64Field(body: unknown, name: string, maxBytes: number): Buffer {
     throw new JpkiError("bad-input", `${name}: 1 to ${maxBytes} octets`);
   return bytes;
 }
+
+/** A list of base64 strings, each 1 to `maxBytes` octets, at most 64 of them. */
+function base64List(body: unknown, name: string, maxBytes: number): Buffer[] {
+  const value = (body as Record<string, unknown> | null)?.[name];
+  if (!Array.isArray(value) || value.length === 0 || value.length > 64)
+    throw new JpkiError("bad-input", `${name}: a list of 1 to 64 base64 strings`);
+  return value.map((item, i) => base64Field({ [`${name}[${i}]`]: item }, `${name}[${i}]`, maxBytes));
+}
+
+const scriptStatusOf = (status: ScriptStatus) => ({
+  ...status,
+  ...(status.responses ? { responses: status.responses.map((r) => r.toString("base64")) } : {}),
+});
 
 export class RaApi {
   private readonly relays = new Map<string, OtaRelay>();
@@ -197,20 +213,41 @@ export class RaApi {
         const relay = await this.relayOf(id);
         if (sub === undefined && method === "GET") {
           const wait = Math.min(Math.max(Number(query.get("wait") ?? 0) || 0, 0), MAX_WAIT_SECONDS);
-          return reply(200, { commands: await this.pull(relay, id, wait * 1000) });
+          return reply(200, { scripts: await this.pull(relay, id, wait * 1000) });
         }
         if (sub !== undefined && extra === undefined && method === "POST") {
           const body = await this.json(req);
-          const accepted = relay.respond(id, Number(sub), base64Field(body, "response", 70_000));
+          const accepted = relay.respond(id, sub, base64List(body, "responses", 70_000));
           return accepted
             ? reply(204)
-            : refusal(409, "conflict", `command ${sub} is not waiting for a response`);
+            : refusal(409, "conflict", `script ${sub} is not waiting for responses`);
         }
         return refusal(
           405,
           "method-not-allowed",
-          "GET /api/mno/relay/{iccid}, POST /api/mno/relay/{iccid}/{id}",
+          "GET /api/mno/relay/{iccid}, POST /api/mno/relay/{iccid}/{script id}",
         );
+      }
+      if (role === "mno" && resource === "scripts") {
+        if (id === undefined && method === "POST") {
+          const body = (await this.json(req)) as { iccid?: unknown; id?: unknown } | null;
+          const iccid = typeof body?.iccid === "string" ? body.iccid : "";
+          const scriptId = body?.id ?? randomUUID();
+          if (typeof scriptId !== "string" || !/^[\w-]{1,64}$/.test(scriptId))
+            throw new JpkiError("bad-input", "id: 1 to 64 letters, digits, - or _");
+          const relay = await this.relayOf(iccid);
+          // Delivery goes on without this request: its outcome is read with GET /api/mno/scripts/{id}.
+          relay.submitScript(iccid, base64List(body, "commands", 70_000), scriptId).catch(() => undefined);
+          return reply(202, scriptStatusOf(relay.status(scriptId)!));
+        }
+        if (id !== undefined && sub === undefined && method === "GET") {
+          for (const relay of this.relays.values()) {
+            const status = relay.status(id);
+            if (status) return reply(200, scriptStatusOf(status));
+          }
+          return refusal(404, "not-found", `no script ${id}`);
+        }
+        return refusal(405, "method-not-allowed", "POST /api/mno/scripts, GET /api/mno/scripts/{id}");
       }
       return refusal(404, "not-found", "no such resource; the API is described at /openapi.json and /docs");
     } catch (error) {
@@ -229,7 +266,7 @@ export class RaApi {
     }
   }
 
-  /** The commands waiting for the SIM, waiting up to `waitMs` for the first one (long polling). */
+  /** The scripts waiting for the SIM, waiting up to `waitMs` for the first one (long polling). */
   private async pull(relay: OtaRelay, iccid: string, waitMs: number) {
     let waiting = relay.pull(iccid);
     if (waiting.length === 0 && waitMs > 0) {
@@ -244,6 +281,6 @@ export class RaApi {
       });
       waiting = relay.pull(iccid);
     }
-    return waiting.map(({ id, command }) => ({ id, command: command.toString("base64") }));
+    return waiting.map(({ id, commands }) => ({ id, commands: commands.map((c) => c.toString("base64")) }));
   }
 }

@@ -29,6 +29,11 @@ export interface CardSecureChannel {
 export interface HostSecureChannel {
   wrapCommand(command: Uint8Array): Buffer;
   unwrapResponse(response: Uint8Array): Buffer;
+  /** Protects commands sent together; each response is read with its command's state. */
+  wrapScript?(commands: readonly Uint8Array[]): {
+    apdus: Buffer[];
+    unwrap(index: number, response: Uint8Array): Buffer;
+  };
 }
 
 /**
@@ -54,6 +59,33 @@ export async function transmitSecure(
 ): Promise<Buffer> {
   return channel.unwrapResponse(await transport.transmit(channel.wrapCommand(command)));
 }
+
+/**
+ * Sends commands through the channel as one script when the transport carries scripts (an OTA
+ * gateway: one round trip to the phone instead of one per command), else one by one. Returns the
+ * plain responses, in order: fewer than the commands when the card refused one and the script
+ * stopped there.
+ */
+export async function transmitSecureScript(
+  transport: Transmit & { transmitScript?(commands: readonly Uint8Array[]): Promise<Buffer[]> },
+  channel: HostSecureChannel,
+  commands: readonly Uint8Array[],
+): Promise<Buffer[]> {
+  if (!transport.transmitScript || !channel.wrapScript) {
+    const responses: Buffer[] = [];
+    for (const command of commands) {
+      const response = await transmitSecure(transport, channel, command);
+      responses.push(response);
+      if (splitSw(response) !== SW.OK && splitSw(response) >> 8 !== 0x61) break;
+    }
+    return responses;
+  }
+  const script = channel.wrapScript(commands);
+  const responses = await transport.transmitScript(script.apdus);
+  return responses.map((response, i) => script.unwrap(i, response));
+}
+
+const splitSw = (response: Buffer) => (response.length >= 2 ? response.readUInt16BE(response.length - 2) : 0);
 
 /** INITIALIZE UPDATE then EXTERNAL AUTHENTICATE at `securityLevel` (Amd D §7.1) over a transport. */
 export async function openScp03(transport: Transmit, host: Scp03Host, securityLevel: number): Promise<void> {

@@ -303,6 +303,10 @@ export class Scp11Host {
   unwrapResponse(response: Uint8Array): Buffer {
     return this.#session().unwrapResponse(response);
   }
+
+  wrapScript(commands: readonly Uint8Array[]) {
+    return this.#session().wrapScript(commands);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -197,6 +197,37 @@ export class HostSecureMessaging extends SecureMessagingState {
   }
 
   /**
+   * Protects the commands of a script sent in one go (an OTA script), whose responses come back
+   * together: each response is checked against the chaining value and counter of its own command.
+   * The session continues after the last command, as if they had been sent one by one.
+   */
+  wrapScript(commands: readonly Uint8Array[]): {
+    apdus: Buffer[];
+    unwrap(index: number, response: Uint8Array): Buffer;
+  } {
+    const states: { macChain: Buffer; counter: number }[] = [];
+    const apdus = commands.map((command) => {
+      const apdu = this.wrapCommand(command);
+      states.push({ macChain: this.macChain, counter: this.counter });
+      return apdu;
+    });
+    return {
+      apdus,
+      unwrap: (index, response) => {
+        const state = states[index];
+        if (!state) throw new RangeError(`no command ${index} in the script`);
+        const now = { macChain: this.macChain, counter: this.counter };
+        ({ macChain: this.macChain, counter: this.counter } = state);
+        try {
+          return this.unwrapResponse(response);
+        } finally {
+          ({ macChain: this.macChain, counter: this.counter } = now);
+        }
+      },
+    };
+  }
+
+  /**
    * Checks the R-MAC and decrypts the data of a response APDU (data || SW1 SW2), returning the plain
    * response APDU (§6.2.5, §6.2.7). Error status words carry no R-MAC and pass unchanged.
    */

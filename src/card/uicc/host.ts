@@ -14,7 +14,7 @@ import { publicKeyFromSpki } from "../../pki/public-key.js";
 import { encodeCommandApdu, parseResponseApdu } from "../apdu.js";
 import type { CardTransport } from "../card.js";
 import { aesCbcEncrypt, pad80 } from "../gp/aes.js";
-import { openScp03, openScp11, transmitSecure } from "../gp/channel.js";
+import { openScp03, openScp11, transmitSecure, transmitSecureScript } from "../gp/channel.js";
 import { Scp03Host, type Scp03KeySet } from "../gp/scp03.js";
 import { type EckaPrivateKey, Scp11Host } from "../gp/scp11.js";
 import { SecurityLevel } from "../gp/secure-messaging.js";
@@ -30,7 +30,10 @@ import {
   SD_MODULE_AID,
 } from "./uicc.js";
 
-type Transport = Pick<CardTransport, "transmit">;
+type Transport = Pick<CardTransport, "transmit"> & {
+  /** A whole script at once (an OTA gateway); absent on a direct transport. */
+  transmitScript?(commands: readonly Uint8Array[]): Promise<Buffer[]>;
+};
 
 /** The data of a 90 00 answer; any other status word throws CardStatusError. */
 function expectOk(response: Buffer, what: string): Buffer {
@@ -210,23 +213,8 @@ export class JlisDomainSession {
     return expectOk(await transmitSecure(this.transport, this.host, encodeCommandApdu(command)), what);
   }
 
-  /** INSTALL [for personalization] of the applet: the STORE DATA that follow go to it. */
-  private async personalise(appletAid: Buffer): Promise<void> {
-    await this.send(
-      {
-        cla: 0x80,
-        ins: 0xe6,
-        p1: 0x20,
-        p2: 0x00,
-        data: lengthPrefixed(Buffer.alloc(0), Buffer.alloc(0), appletAid, Buffer.alloc(0), Buffer.alloc(0)),
-      },
-      "INSTALL [for personalization]",
-    );
-  }
-
   /** DGIs in numbered STORE DATA blocks, the last flagged; the card applies all of them or none. */
   private async storeData(appletAid: Buffer, dgis: readonly [dgi: number, value: Buffer][]): Promise<void> {
-    await this.personalise(appletAid);
     const encoded = Buffer.concat(
       dgis.map(([dgi, value]) => {
         const header = Buffer.alloc(2);
@@ -239,20 +227,37 @@ export class JlisDomainSession {
       }),
     );
     const blocks = Math.max(1, Math.ceil(encoded.length / STORE_DATA_BLOCK));
-    for (let i = 0; i < blocks; i++) {
-      const last = i === blocks - 1;
-      await this.send(
-        {
-          cla: 0x80,
-          ins: 0xe2,
-          // b8: last block; b5-b4 = 01: DGI format (GPCS Table 11-89).
-          p1: (last ? 0x80 : 0x00) | 0x08,
-          p2: i,
-          data: encoded.subarray(i * STORE_DATA_BLOCK, (i + 1) * STORE_DATA_BLOCK),
-        },
-        `STORE DATA block ${i}`,
-      );
-    }
+    const commands = Array.from({ length: blocks }, (_, i) =>
+      encodeCommandApdu({
+        cla: 0x80,
+        ins: 0xe2,
+        // b8: last block; b5-b4 = 01: DGI format (GPCS Table 11-89).
+        p1: (i === blocks - 1 ? 0x80 : 0x00) | 0x08,
+        p2: i,
+        data: encoded.subarray(i * STORE_DATA_BLOCK, (i + 1) * STORE_DATA_BLOCK),
+      }),
+    );
+    // INSTALL [for personalization] of the applet (the STORE DATA that follow go to it), then the
+    // blocks, as one script: over the air, one round trip to the phone for all of them.
+    const install = encodeCommandApdu({
+      cla: 0x80,
+      ins: 0xe6,
+      p1: 0x20,
+      p2: 0x00,
+      data: lengthPrefixed(Buffer.alloc(0), Buffer.alloc(0), appletAid, Buffer.alloc(0), Buffer.alloc(0)),
+    });
+    const script = [install, ...commands];
+    const responses = await transmitSecureScript(this.transport, this.host, script);
+    script.forEach((_, i) => {
+      const what = i === 0 ? "INSTALL [for personalization]" : `STORE DATA block ${i - 1}`;
+      const response = responses[i];
+      if (!response)
+        throw new CardStatusError(
+          SW.CONDITIONS_NOT_SATISFIED,
+          `${what}: the SIM stopped the script before it`,
+        );
+      expectOk(response, what);
+    });
   }
 
   /** GENERATE ASYMMETRIC KEY PAIR in the applet for the user-authentication (0x17) or signing (0x1A) key. */
