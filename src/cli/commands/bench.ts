@@ -8,6 +8,7 @@ import {
 import { benchCrl, type CrlBenchPhase, type CrlBenchResult } from "../../../bench/crl.js";
 import { type IssueBenchResult, runIssueBench } from "../../../bench/issue.js";
 import { benchOcsp, type OcspBenchResult } from "../../../bench/ocsp.js";
+import { type OtaBenchResult, runOtaBench } from "../../../bench/ota.js";
 import {
   type Command,
   type OptionValues,
@@ -174,6 +175,7 @@ const OPTIONS_OF = {
   crl: ["entries", "pg", "no-pg"],
   ocsp: ["seconds", "workers"],
   issue: ["citizens", "concurrency"],
+  ota: ["sims"],
 } as const;
 
 function refuseOptionsOfOther(values: OptionValues, benchmark: keyof typeof OPTIONS_OF): void {
@@ -202,6 +204,33 @@ async function runIssue(values: OptionValues): Promise<IssueBenchResult> {
     applications: positiveInteger(stringOption(values, "count"), "count", 1000),
     citizens: positiveInteger(stringOption(values, "citizens"), "citizens", 50),
     concurrency: positiveInteger(stringOption(values, "concurrency"), "concurrency", 128),
+    onProgress: (phase, done, total) => {
+      if (phase !== label && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${phase}\n`);
+      label = phase;
+      bar.update(done, total);
+    },
+  });
+  bar.end();
+  return result;
+}
+
+function renderOta(r: OtaBenchResult): string {
+  const pct = (share: number) => `${Math.round(share * 100)}%`;
+  return [
+    `certificate deliveries over the air: ${r.deliveries} to ${r.sims} SIMs at once in ${r.seconds} s`,
+    `  ${r.deliveriesPerSecond} deliveries/s, ${r.scriptsPerSecond} scripts/s, ${r.apdusPerSecond} APDUs/s (${r.scriptsPerDelivery} scripts, ${r.apdusPerDelivery} APDUs each)`,
+    `  J-LIS talking to the SIMs directly, same run: ${r.directDeliveriesPerSecond} deliveries/s; through the gateway: ${r.ratioToDirect}× that`,
+    `  one delivery: median ${r.latency.medianMs} ms, p90 ${r.latency.p90Ms} ms`,
+    `  time in each hop: J-LIS ${pct(r.shares.jlis)}, gateway queue ${pct(r.shares.gateway)}, phone and SIM ${pct(r.shares.phoneAndSim)}, way back ${pct(r.shares.back)}`,
+  ].join("\n");
+}
+
+async function runOta(values: OptionValues): Promise<OtaBenchResult> {
+  const bar = progress("preparing");
+  let label = "";
+  const result = await runOtaBench({
+    sims: positiveInteger(stringOption(values, "sims"), "sims", 32),
+    deliveries: positiveInteger(stringOption(values, "count"), "count", 20),
     onProgress: (phase, done, total) => {
       if (phase !== label && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${phase}\n`);
       label = phase;
@@ -279,13 +308,15 @@ async function runCard(values: OptionValues): Promise<CardBenchResult> {
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "measure performance beside a peer measured in the same run (bench ca, card, crl, ocsp, issue)",
+  summary:
+    "measure performance beside a peer measured in the same run (bench ca, card, crl, ocsp, issue, ota)",
   help: `
 Usage: jpki-mobile bench ca [--count N] [--batch N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench card [--seconds S] [--count N] [--no-vpcd] [--json]
        jpki-mobile bench crl [--entries N] [--pg URL | --no-pg] [--json]
        jpki-mobile bench ocsp [--count N] [--seconds S] [--workers N] [--json]
        jpki-mobile bench issue [--count N] [--citizens N] [--concurrency N] [--json]
+       jpki-mobile bench ota [--sims N] [--count N] [--json]
 
 ca    certificates issued per second through the whole registry path (store, sign, store, audit)
       on SQLite and PostgreSQL, beside \`openssl speed rsa2048\` measured in the same run, and the
@@ -319,6 +350,12 @@ issue complete online applications per second on J-LIS's side (CMS, chain and st
       from the phone with OTA delivery, median of 20, the SIM's key generation taken out (goal:
       under 200 ms).
 
+ota   certificate deliveries over the air per second with many SIMs at once: J-LIS's SCP11a
+      session and the certificate's script, through the carrier's OTA gateway and the phone's agent
+      to the SIM and back with the SIM's responses (the proof of receipt, every R-MAC checked);
+      beside the same deliveries with J-LIS talking to the SIMs directly, and the share of time in
+      each hop (J-LIS, gateway queue, phone and SIM, way back).
+
 Options of bench ca:
   --count N       certificates per database (default 10000)
   --batch N       certificates per registry call (default 500)
@@ -339,6 +376,10 @@ Options of bench issue:
   --citizens N     citizens applying, each several times (default 50)
   --concurrency N  applications submitted at once (default 128)
 
+Options of bench ota:
+  --sims N         SIMs served at once (default 32; an MNO's, a full MVNO's, a light MVNO's)
+  --count N        deliveries to each SIM (default 20)
+
 Options of bench card:
   --seconds S     time for each round-trip measurement (default 2)
   --count N       signatures by the card, and as many by Node (default 2000)
@@ -358,8 +399,9 @@ ${JSON_HELP}
     workers: { type: "string" },
     citizens: { type: "string" },
     concurrency: { type: "string" },
+    sims: { type: "string" },
   },
-  positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl, ocsp or issue)" },
+  positionals: { min: 1, max: 1, names: "what to measure (ca, card, crl, ocsp, issue or ota)" },
   async run(values, positionals) {
     const benchmark = positionals[0];
     if (benchmark === "ca") {
@@ -388,7 +430,10 @@ ${JSON_HELP}
     } else if (benchmark === "issue") {
       refuseOptionsOfOther(values, "issue");
       printResult(values.json === true, await runIssue(values), renderIssue);
-    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca, card, crl, ocsp or issue`);
+    } else if (benchmark === "ota") {
+      refuseOptionsOfOther(values, "ota");
+      printResult(values.json === true, await runOta(values), renderOta);
+    } else throw new UsageError(`unknown benchmark ${benchmark}: choose ca, card, crl, ocsp, issue or ota`);
     return 0;
   },
 };
