@@ -7,10 +7,11 @@
  * receipt. Each delivery is one J-LIS session: the handshake's scripts and the delivery script.
  *
  * Beside it, in the same run, the same deliveries with J-LIS talking to the SIMs directly (no
- * gateway, no phone): the gateway's cost is the ratio of the two. And the share of each delivery's
- * time spent in each hop: J-LIS (its session keys, wrapping, checking), the gateway (a script
- * waiting to be pulled), the phone and the SIM (running the script), the way back (responses posted
- * until J-LIS has them).
+ * gateway, no phone): the gateway's cost is the ratio of the two. Then, one delivery at a time (so
+ * that no other delivery's work runs inside a hop's time), the latency of a delivery and the share
+ * of its time in each hop: J-LIS (its session keys, wrapping, checking, the registry), the gateway
+ * (a script waiting to be pulled), the phone and the SIM (running the script), the way back
+ * (responses posted until J-LIS has them).
  *
  * Made ahead, outside the timing: the SIMs (each of a carrier: an MNO, a full MVNO, a light MVNO on
  * its host's SIMs), each with the JPKI applet, its key and its certificate from an online
@@ -71,9 +72,9 @@ export interface OtaBenchResult {
   directDeliveriesPerSecond: number;
   /** deliveriesPerSecond / directDeliveriesPerSecond. */
   ratioToDirect: number;
-  /** Share of the deliveries' time in each hop (sums to 1). */
+  /** Share of a delivery's time in each hop (sums to 1), measured one delivery at a time. */
   shares: HopShares;
-  /** One delivery, from J-LIS's first command to its last check: median and p90 in ms. */
+  /** One delivery alone, from J-LIS's first command to its last check: median and p90 in ms. */
   latency: { medianMs: number; p90Ms: number };
 }
 
@@ -201,26 +202,37 @@ const percentile = (values: number[], p: number) =>
   [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 const round = (value: number, digits = 0) => Math.round(value * 10 ** digits) / 10 ** digits;
 
+/** `count` deliveries to each SIM, the SIMs at once (or one after the other); returns the seconds taken. */
 async function deliverAll(
   authority: Authority,
   sims: readonly BenchSim[],
   count: number,
   transportOf: (sim: BenchSim) => Pick<CardTransport, "transmit">,
   onDelivery: (ms: number) => void,
+  together = true,
 ): Promise<number> {
   const started = performance.now();
-  await Promise.all(
-    sims.map(async (sim) => {
-      for (let i = 0; i < count; i++) {
-        const t0 = performance.now();
-        const session = await openJlisSession(authority, transportOf(sim), sim.iccid);
-        await session.storeAuthenticationCertificates(sim.certificate, authority.certificates.auth);
-        onDelivery(performance.now() - t0);
-      }
-    }),
-  );
+  const deliver = async (sim: BenchSim) => {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      const session = await openJlisSession(authority, transportOf(sim), sim.iccid);
+      await session.storeAuthenticationCertificates(sim.certificate, authority.certificates.auth);
+      onDelivery(performance.now() - t0);
+    }
+  };
+  if (together) await Promise.all(sims.map(deliver));
+  else for (const sim of sims) await deliver(sim);
   return (performance.now() - started) / 1000;
 }
+
+const newTimings = (): Timings => ({
+  roundTripMs: 0,
+  gatewayMs: 0,
+  phoneAndSimMs: 0,
+  backMs: 0,
+  scripts: 0,
+  apdus: 0,
+});
 
 export async function runOtaBench(options: OtaBenchOptions = {}): Promise<OtaBenchResult> {
   const simCount = options.sims ?? 32;
@@ -248,34 +260,41 @@ export async function runOtaBench(options: OtaBenchOptions = {}): Promise<OtaBen
     );
     report?.("deliveries without the gateway", 1, 1);
 
-    const timings: Timings = {
-      roundTripMs: 0,
-      gatewayMs: 0,
-      phoneAndSimMs: 0,
-      backMs: 0,
-      scripts: 0,
-      apdus: 0,
-    };
+    // Throughput: every SIM at once.
+    const timings = newTimings();
     const clock: Clock = new Map();
     const stops = sims.map((sim) => timedAgent(sim, clock, timings));
-    const latencies: number[] = [];
     let done = 0;
     const seconds = await deliverAll(
       authority,
       sims,
       count,
       (sim) => timedTransport(sim, clock, timings),
-      (ms) => {
-        latencies.push(ms);
+      () => {
         if (++done % 50 === 0 || done === simCount * count)
           report?.("deliveries over the air", done, simCount * count);
       },
     );
-    for (const stop of stops) stop();
 
+    // Where one delivery's time goes, and its latency: one delivery at a time, so that no other
+    // delivery's work runs inside the time measured for a hop.
+    const alone = newTimings();
+    const latencies: number[] = [];
+    for (const stop of stops) stop();
+    const aloneStops = sims.map((sim) => timedAgent(sim, clock, alone));
+    await deliverAll(
+      authority,
+      sims,
+      1,
+      (sim) => timedTransport(sim, clock, alone),
+      (ms) => latencies.push(ms),
+      false,
+    );
+    for (const stop of aloneStops) stop();
+    report?.("deliveries one at a time", sims.length, sims.length);
     // J-LIS's share: each delivery's time outside its scripts' round trips.
-    const jlisMs = Math.max(0, latencies.reduce((a, b) => a + b, 0) - timings.roundTripMs);
-    const sum = jlisMs + timings.gatewayMs + timings.phoneAndSimMs + timings.backMs;
+    const jlisMs = Math.max(0, latencies.reduce((a, b) => a + b, 0) - alone.roundTripMs);
+    const sum = jlisMs + alone.gatewayMs + alone.phoneAndSimMs + alone.backMs;
     const deliveries = simCount * count;
     const deliveriesPerSecond = deliveries / seconds;
     const directDeliveriesPerSecond = deliveries / directSeconds;
@@ -292,9 +311,9 @@ export async function runOtaBench(options: OtaBenchOptions = {}): Promise<OtaBen
       ratioToDirect: round(deliveriesPerSecond / directDeliveriesPerSecond, 2),
       shares: {
         jlis: round(jlisMs / sum, 3),
-        gateway: round(timings.gatewayMs / sum, 3),
-        phoneAndSim: round(timings.phoneAndSimMs / sum, 3),
-        back: round(timings.backMs / sum, 3),
+        gateway: round(alone.gatewayMs / sum, 3),
+        phoneAndSim: round(alone.phoneAndSimMs / sum, 3),
+        back: round(alone.backMs / sum, 3),
       },
       latency: { medianMs: round(median(latencies), 1), p90Ms: round(percentile(latencies, 0.9), 1) },
     };

@@ -220,8 +220,7 @@ function renderOta(r: OtaBenchResult): string {
     `certificate deliveries over the air: ${r.deliveries} to ${r.sims} SIMs at once in ${r.seconds} s`,
     `  ${r.deliveriesPerSecond} deliveries/s, ${r.scriptsPerSecond} scripts/s, ${r.apdusPerSecond} APDUs/s (${r.scriptsPerDelivery} scripts, ${r.apdusPerDelivery} APDUs each)`,
     `  J-LIS talking to the SIMs directly, same run: ${r.directDeliveriesPerSecond} deliveries/s; through the gateway: ${r.ratioToDirect}× that`,
-    `  one delivery: median ${r.latency.medianMs} ms, p90 ${r.latency.p90Ms} ms`,
-    `  time in each hop: J-LIS ${pct(r.shares.jlis)}, gateway queue ${pct(r.shares.gateway)}, phone and SIM ${pct(r.shares.phoneAndSim)}, way back ${pct(r.shares.back)}`,
+    `  one delivery alone: median ${r.latency.medianMs} ms, p90 ${r.latency.p90Ms} ms; its time in each hop: J-LIS ${pct(r.shares.jlis)}, gateway queue ${pct(r.shares.gateway)}, phone and SIM ${pct(r.shares.phoneAndSim)}, way back ${pct(r.shares.back)}`,
   ].join("\n");
 }
 
@@ -353,8 +352,9 @@ issue complete online applications per second on J-LIS's side (CMS, chain and st
 ota   certificate deliveries over the air per second with many SIMs at once: J-LIS's SCP11a
       session and the certificate's script, through the carrier's OTA gateway and the phone's agent
       to the SIM and back with the SIM's responses (the proof of receipt, every R-MAC checked);
-      beside the same deliveries with J-LIS talking to the SIMs directly, and the share of time in
-      each hop (J-LIS, gateway queue, phone and SIM, way back).
+      beside the same deliveries with J-LIS talking to the SIMs directly; then, one delivery at a
+      time, its latency and the share of its time in each hop (J-LIS, gateway queue, phone and
+      SIM, way back).
 
 Options of bench ca:
   --count N       certificates per database (default 10000)
