@@ -1,16 +1,16 @@
 /**
  * The carrier's outbox of events for J-LIS (carrier-events.ts): an event is signed and stored in the
- * carrier's own database (`DATA/carriers/<name>/events.sqlite`, the carrier's, not J-LIS's registry)
- * in the same step as the carrier decides it, then delivered until J-LIS acknowledges it. A delivery
+ * carrier's own database (carrier-store.ts, not J-LIS's registry) in the same transaction as the
+ * carrier changes the SIM's subscription, then delivered until J-LIS acknowledges it. A delivery
  * that fails (J-LIS down, the network, a reply lost after J-LIS applied it) is retried with backoff:
  * J-LIS keys events by the carrier's id, so a repeated delivery is acknowledged and applied once. An
  * event J-LIS refuses for good (malformed, a SIM that is not this carrier's) stops there, with the
  * reason, for the carrier's operators: retrying would never change the answer.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import {
   type CarrierEvent,
@@ -19,6 +19,7 @@ import {
   type SignedCarrierEvent,
   signCarrierEvent,
 } from "./carrier-events.js";
+import { carrierDatabase, type SubscriptionState, setSubscriptionState } from "./carrier-store.js";
 import { CARRIERS } from "./carriers.js";
 
 /** J-LIS's answer to a delivery. */
@@ -54,8 +55,13 @@ export interface DeliveryPass {
   refused: number;
 }
 
-const outboxPath = (dataDir: string, carrier: string) =>
-  path.join(dataDir, "carriers", carrier, "events.sqlite");
+/** The subscription's state after each kind of event. */
+const STATE_AFTER: Record<CarrierEventKind, SubscriptionState> = {
+  "port-out": "ported-out",
+  "sim-swap": "swapped",
+  "sim-deactivated": "deactivated",
+  "esim-profile-deleted": "profile-deleted",
+};
 
 /** First retry after 1 s, doubling up to 5 minutes. */
 export function retryDelayMs(attempts: number): number {
@@ -78,23 +84,9 @@ export class CarrierEventOutbox {
     private readonly database: Database.Database,
   ) {}
 
-  /** The outbox of `carrier` in the data directory, created on first use. */
+  /** The outbox of `carrier` in its database (carrier-store.ts), created on first use. */
   static open(dataDir: string, carrier: string): CarrierEventOutbox {
-    mkdirSync(path.join(dataDir, "carriers", carrier), { recursive: true, mode: 0o700 });
-    const database = new Database(outboxPath(dataDir, carrier));
-    database.pragma("journal_mode = WAL");
-    database.pragma("synchronous = FULL");
-    database.pragma("busy_timeout = 10000");
-    database.exec(`create table if not exists outbox (
-      seq integer primary key autoincrement,
-      id text not null unique,
-      signed text not null,
-      state text not null,
-      attempts integer not null default 0,
-      next_attempt_at integer not null,
-      last_error text,
-      created_at text not null)`);
-    return new CarrierEventOutbox(carrier, dataDir, database);
+    return new CarrierEventOutbox(carrier, dataDir, carrierDatabase(dataDir, carrier));
   }
 
   /** Signs and stores an event about SIM `iccid`; it leaves at the next delivery pass. */
@@ -115,11 +107,16 @@ export class CarrierEventOutbox {
       occurredAt: now.toISOString(),
     };
     const signed = signCarrierEvent(event, carrierEventKey(this.dataDir, this.carrier));
-    this.database
-      .prepare(
-        "insert into outbox (id, signed, state, next_attempt_at, created_at) values (?, ?, 'pending', ?, ?)",
-      )
-      .run(event.id, JSON.stringify(signed), now.getTime(), now.toISOString());
+    // The subscription's new state and the event for J-LIS: both or neither (a SIM this carrier did
+    // not issue, as a light MVNO's, is in its host's inventory, which follows its own network).
+    this.database.transaction(() => {
+      setSubscriptionState(this.database, iccid, STATE_AFTER[kind]);
+      this.database
+        .prepare(
+          "insert into outbox (id, signed, state, next_attempt_at, created_at) values (?, ?, 'pending', ?, ?)",
+        )
+        .run(event.id, JSON.stringify(signed), now.getTime(), now.toISOString());
+    })();
     return event;
   }
 
@@ -171,9 +168,8 @@ export class CarrierEventOutbox {
     }));
   }
 
-  close(): void {
-    this.database.close();
-  }
+  /** Nothing to release: the carrier's database connection stays open for the process (carrier-store.ts). */
+  close(): void {}
 
   private settle(id: string, state: OutboxState, error: string | null): void {
     this.database
@@ -203,14 +199,9 @@ export function httpEventSender(baseUrl: string, timeoutMs = 10_000): EventSende
 export async function deliverCarrierOutboxes(dataDir: string, send: EventSender): Promise<DeliveryPass> {
   const total: DeliveryPass = { delivered: 0, duplicates: 0, failed: 0, refused: 0 };
   for (const { name } of CARRIERS) {
-    if (!existsSync(outboxPath(dataDir, name))) continue;
-    const outbox = CarrierEventOutbox.open(dataDir, name);
-    try {
-      const pass = await outbox.deliver(send);
-      for (const key of Object.keys(total) as (keyof DeliveryPass)[]) total[key] += pass[key];
-    } finally {
-      outbox.close();
-    }
+    if (!existsSync(path.join(dataDir, "carriers", name, "carrier.sqlite"))) continue;
+    const pass = await CarrierEventOutbox.open(dataDir, name).deliver(send);
+    for (const key of Object.keys(total) as (keyof DeliveryPass)[]) total[key] += pass[key];
   }
   return total;
 }

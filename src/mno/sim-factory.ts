@@ -2,7 +2,8 @@
  * Making a new SIM, as the SIM maker does for a carrier: an ICCID with the issuing carrier's issuer
  * number, an EID, the carrier's card manager keys, and the J-LIS security domain's P-256 key with its
  * attestation certificate from the SIM maker's CA (issued through the registry like every
- * certificate), then the SIM state file. No JPKI applet yet: the carrier installs it over the air.
+ * certificate), the issuer's inventory entry (src/mno/carrier-store.ts), then the SIM state file. No
+ * JPKI applet yet: the carrier installs it over the air.
  */
 
 import { createPublicKey, randomUUID } from "node:crypto";
@@ -17,6 +18,7 @@ import { caValidity } from "../pki/validity.js";
 import { issueCertificates } from "../registry/issuance.js";
 import { insertSim } from "../registry/registry.js";
 import type { Authority } from "../server/authority.js";
+import { addSubscription } from "./carrier-store.js";
 import { cardManagerKeys, findCarrier, simIssuerOf } from "./carriers.js";
 
 /** How long a SIM's attestation certificate lives: beyond any SIM's service life. */
@@ -93,6 +95,8 @@ export async function createSim(
       `the SIM's attestation certificate could not be issued (${reason}); SIM ${iccid} is void, try again later`,
     );
   }
+  // The SIM enters its issuer's inventory, with a subscription for the brand the contract is with.
+  addSubscription(authority.dataDir, issuer, { iccid, eid, brand: brand.name });
   const dir = simsDir(authority);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const simState = path.join(dir, `${iccid}.json`);

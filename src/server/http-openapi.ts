@@ -240,6 +240,16 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/api/mno/sims/{iccid}": {
+        get: {
+          summary: "The SIM status API: the carrier that issued the SIM, the contract's brand, its state",
+          parameters: [pathParameter("iccid", "the SIM's ICCID")],
+          responses: {
+            "200": jsonResponse("{ iccid, issuer, brand, state, active }"),
+            "404": errorResponse("In no carrier's inventory"),
+          },
+        },
+      },
       "/api/mno/scripts": {
         post: {
           summary: "J-LIS submits a script of secured APDUs for a SIM to its carrier's OTA gateway",

@@ -13,6 +13,7 @@
  *   GET  /api/support/compatibility              which carriers and SIM kinds carry the JPKI applet
  *   POST /api/mno/scripts                        J-LIS submits a script for a SIM: { iccid, id?, commands }
  *   GET  /api/mno/scripts/{id}                   its state and, once run, the SIM's responses
+ *   GET  /api/mno/sims/{iccid}                   the SIM status API: issuer, brand, state, active
  *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the scripts waiting for its SIM
  *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's responses to one
  *
@@ -24,6 +25,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
+import { simStatus } from "../mno/carrier-store.js";
 import { compatibilityList } from "../mno/compatibility.js";
 import { OtaRelay, type ScriptStatus } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
@@ -227,6 +229,13 @@ export class RaApi {
           "method-not-allowed",
           "GET /api/mno/relay/{iccid}, POST /api/mno/relay/{iccid}/{script id}",
         );
+      }
+      if (role === "mno" && resource === "sims" && id && sub === undefined) {
+        if (method !== "GET") return refusal(405, "method-not-allowed", "GET /api/mno/sims/{iccid}");
+        const status = simStatus(this.authority.dataDir, id);
+        return status
+          ? reply(200, status)
+          : refusal(404, "not-found", `SIM ${id} is in no carrier's inventory`);
       }
       if (role === "mno" && resource === "scripts") {
         if (id === undefined && method === "POST") {
