@@ -1,6 +1,7 @@
 import type { CardTransport } from "../card/card.js";
 import { CardStatusError, SW } from "../card/status-words.js";
 import type { GeneratedKey } from "../card/uicc/host.js";
+import { parseCertificate } from "../pki/certificate.js";
 import { buildSignedData, sha256DigestInfo } from "../pki/cms.js";
 import { encodeApplicationContent } from "../ra/application-content.js";
 import type { ApplicationStatus } from "../ra/applications.js";
@@ -51,6 +52,15 @@ export interface OnlineApplicationInput {
   readonly linkConsent?: boolean;
   readonly now?: Date;
 }
+
+const REPROVISION_ADVICE =
+  "the JPKI applet is not on this SIM (a new SIM, or the eSIM profile was deleted or downloaded again): " +
+  "the certificate that was here is revoked; apply again and the carrier installs the applet";
+
+export type CredentialStatus =
+  | { readonly state: "no-applet"; readonly advice: string }
+  | { readonly state: "present" }
+  | { readonly state: "installed"; readonly serial: string };
 
 /** Steps the app reports while it works (for a progress display). */
 export type AppStep = "nonce" | "key-generation" | "card-signature" | "submitted" | "delivered";
@@ -139,6 +149,25 @@ export class JpkiApp {
     }
     await sim.verify("auth", pin);
     return "kept";
+  }
+
+  /**
+   * What the SIM holds, as the app shows it on start: no JPKI applet (a new SIM, or an eSIM profile
+   * deleted or downloaded again: the carrier installs the applet and the citizen applies again), or
+   * the applet; with the PIN, the certificate's serial (the SIM shows its certificate only after it).
+   */
+  async credentialStatus(pin?: string): Promise<CredentialStatus> {
+    let sim: JpkiCard;
+    try {
+      sim = await JpkiCard.open(this.sim.transport);
+    } catch (error) {
+      if (error instanceof CardStatusError && error.sw === SW.FILE_NOT_FOUND)
+        return { state: "no-applet", advice: REPROVISION_ADVICE };
+      throw error;
+    }
+    if (pin === undefined) return { state: "present" };
+    await sim.verify("auth", pin);
+    return { state: "installed", serial: parseCertificate(await sim.readCertificate("auth")).serialHex };
   }
 
   /** The SIM's user-authentication certificate (after the PIN). */
