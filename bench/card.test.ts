@@ -96,10 +96,12 @@ test("jpki-mobile bench card --no-vpcd --json prints the figures for scripts", a
   assert.ok(result.sign.card.p99Microseconds >= result.sign.card.medianMicroseconds);
 });
 
-test("bench takes ca, card, crl, ocsp or issue, and refuses the other benchmark's options", async () => {
+test("bench takes ca, card, crl, ocsp, issue or ota, and refuses the other benchmark's options", async () => {
   const cases: [string[], RegExp][] = [
-    [["bench", "cards"], /unknown benchmark cards: choose ca, card, crl, ocsp or issue/],
-    [["bench"], /expected what to measure \(ca, card, crl, ocsp or issue\)/],
+    [["bench", "cards"], /unknown benchmark cards: choose ca, card, crl, ocsp, issue or ota/],
+    [["bench"], /expected what to measure \(ca, card, crl, ocsp, issue or ota\)/],
+    [["bench", "ota", "--citizens", "3"], /--citizens applies to bench issue, not bench ota/],
+    [["bench", "issue", "--sims", "3"], /--sims applies to bench ota, not bench issue/],
     [["bench", "card", "--pg", "postgres://x"], /--pg applies to bench ca, not bench card/],
     [["bench", "ca", "--no-vpcd"], /--no-vpcd applies to bench card, not bench ca/],
     [["bench", "card", "--seconds", "0"], /--seconds must be a positive number/],

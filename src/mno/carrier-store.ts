@@ -132,10 +132,17 @@ export function addSubscription(
   throw new JpkiError("internal", "could not draw an unused IMSI and phone number");
 }
 
+/** The lookup J-LIS makes for every application, prepared once per connection. */
+const lookups = new WeakMap<Database.Database, Database.Statement>();
+
 export function subscriptionOf(dataDir: string, carrier: string, iccid: string): Subscription | undefined {
-  const row = carrierDatabase(dataDir, carrier)
-    .prepare("select * from subscriptions where iccid = ?")
-    .get(iccid) as Row | undefined;
+  const database = carrierDatabase(dataDir, carrier);
+  let lookup = lookups.get(database);
+  if (!lookup) {
+    lookup = database.prepare("select * from subscriptions where iccid = ?");
+    lookups.set(database, lookup);
+  }
+  const row = lookup.get(iccid) as Row | undefined;
   return row ? toSubscription(row) : undefined;
 }
 

@@ -101,7 +101,8 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
     }
     await killJlis();
 
-    assert.ok(failed >= 2, `the kills made deliveries fail (${failed})`);
+    // The lost answer fails its delivery; the request in flight may have been answered before the kill.
+    assert.ok(failed >= 1, `the kills made deliveries fail (${failed})`);
     assert.ok(duplicates >= 1, "the event whose answer was lost came back as a duplicate");
     const entries = outbox.entries();
     assert.deepEqual(
