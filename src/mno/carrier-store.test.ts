@@ -17,7 +17,7 @@ test("a SIM of each kind of carrier: inventory, provisioning through the issuer,
   const sandbox = await openRaSandbox();
   const service = createStatusService(sandbox.authority, { refresher: false, log: () => undefined });
   try {
-    const { authority, dir } = sandbox;
+    const { dir } = sandbox;
     const expected = { sakura: "sakura", tsubame: "tsubame", hibari: "sakura" } as const;
     for (const [brand, issuer] of Object.entries(expected)) {
       const citizen = await sandbox.citizen();

@@ -93,8 +93,8 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
     let failed = 0;
     for (let round = 0; round < 10 && outbox.entries().some((e) => e.state === "pending"); round++) {
       if (!jlis) await startJlis();
-      // As if the backoff had passed: every pending event is due.
-      const pass = await outbox.deliver(send, Date.now() + 3_600_000);
+      // As if the backoff had passed: every pending event is due (each round an hour later).
+      const pass = await outbox.deliver(send, Date.now() + (round + 1) * 3_600_000);
       duplicates += pass.duplicates;
       failed += pass.failed;
       assert.equal(pass.refused, 0);
