@@ -54,8 +54,8 @@ export interface OnlineApplicationInput {
 }
 
 const REPROVISION_ADVICE =
-  "the JPKI applet is not on this SIM (a new SIM, or the eSIM profile was deleted or downloaded again): " +
-  "the certificate that was here is revoked; apply again and the carrier installs the applet";
+  "the JPKI applet is not on this SIM (a new SIM, or its eSIM profile was deleted or downloaded again, " +
+  "which ends any certificate it held): apply again, and the carrier installs the applet";
 
 export type CredentialStatus =
   | { readonly state: "no-applet"; readonly advice: string }

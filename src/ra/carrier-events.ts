@@ -8,8 +8,9 @@
  * recorded under the carrier's own id in the same transaction as its effects, so a delivery repeated
  * after a lost answer, or two deliveries racing, apply it once.
  *
- * Not yet: a transfer to a new SIM under way when the old one is ported out (the transfer supersedes
- * the old certificate itself); today the port-out revokes it.
+ * A carrier change the citizen makes with a new SIM is a new application on that SIM: it supersedes
+ * the old certificate in the transaction that stores the new one, so the old carrier's port-out,
+ * arriving later, finds nothing left to revoke.
  */
 import { verify } from "node:crypto";
 import type { Kysely } from "kysely";

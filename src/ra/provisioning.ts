@@ -72,7 +72,10 @@ export async function deliverCertificate(
   applicationId: string,
   options: {
     readonly actor?: string;
-    /** Over the air through the SIM's carrier (default: billed to J-LIS by the carrier), or at the counter. */
+    /**
+     * How J-LIS's channel reached the SIM: over the air through the carrier that issued it (the
+     * default; the carrier bills J-LIS for the delivery), or through a municipal counter's terminal.
+     */
     readonly via?: "ota" | "counter";
   } = {},
 ): Promise<void> {

@@ -45,6 +45,7 @@ const ONLINE_OPTIONS = {
   sim: { type: "string" },
   "sign-password": { type: "string" },
   pin: { type: "string" },
+  "link-consent": { type: "boolean" },
 } as const;
 
 export const applyCommand: Command = {
@@ -52,7 +53,7 @@ export const applyCommand: Command = {
   summary: "apply online for the smartphone certificate: card signature, key on the SIM, delivery",
   help: `
 Usage: jpki-mobile apply [--channel online] --card CARD_STATE --sim SIM_STATE [--data DIR]
-                         [--sign-password P] [--pin NEW_PIN] [--json]
+                         [--sign-password P] [--pin NEW_PIN] [--link-consent] [--json]
        jpki-mobile apply --channel postal …    the same as \`apply postal-request\` (see its --help)
        jpki-mobile apply --channel counter …   the same as \`counter apply\` (see its --help)
 
@@ -71,6 +72,8 @@ itself after the examination and writes it to the SIM with the certificate (no a
   --sign-password P      the card's signing password (default: ${DEFAULT_SIGN_PASSWORD}, as \`citizen add\` sets it)
   --pin PIN              the SIM's user-authentication PIN, 4 digits: set on a SIM that has none,
                          checked on one that has (default: ${DEFAULT_AUTH_PIN})
+  --link-consent         let relying parties that know the citizen by an earlier smartphone
+                         certificate find this one (the link query), so their accounts carry over
 ${DATA_HELP}
 ${JSON_HELP}
 `,
@@ -105,6 +108,7 @@ ${JSON_HELP}
         const answer = await app.applyOnline({
           card,
           signPassword: stringOption(values, "sign-password") ?? DEFAULT_SIGN_PASSWORD,
+          linkConsent: values["link-consent"] === true,
         });
         const pin = stringOption(values, "pin") ?? DEFAULT_AUTH_PIN;
         const pinState = await app.ensurePin(pin);

@@ -5,7 +5,9 @@
  * at once; usage errors exit 2 before anything is recorded.
  */
 import assert from "node:assert/strict";
+import path from "node:path";
 import { test } from "node:test";
+import { openRegistryDatabase } from "../../registry/db.js";
 import { cliSandbox } from "../../testing/cli.js";
 
 const cli = cliSandbox("carrier");
@@ -109,4 +111,23 @@ test("carrier event revokes the SIM's certificate; a carrier that does not speak
     ["refused"],
   );
   assert.match(await ok(["carrier", "outbox", "--carrier", "hibari"]), /delivered sim-swap/);
+
+  // A new SIM after the swap, applied for with the consent to the link query: the application says so.
+  const next = JSON.parse(await ok(["sim", "create", "--carrier", "hibari", "--json"])) as {
+    simState: string;
+  };
+  const again = JSON.parse(
+    await ok(["apply", "--card", citizen.cardState, "--sim", next.simState, "--link-consent", "--json"]),
+  ) as { applicationId: string };
+  const registry = await openRegistryDatabase(path.join(cli.data, "registry.sqlite"));
+  try {
+    const row = await registry.db
+      .selectFrom("applications")
+      .select("evidence")
+      .where("id", "=", again.applicationId)
+      .executeTakeFirstOrThrow();
+    assert.equal((JSON.parse(row.evidence) as { linkConsent?: boolean }).linkConsent, true);
+  } finally {
+    await registry.close();
+  }
 });
