@@ -132,6 +132,8 @@ export class OtaRelay {
         ),
       );
     }, this.timeoutMs);
+    // A script waiting for its phone does not keep the process alive on its own.
+    script.timer.unref();
     this.remember(script);
     const queue = this.queues.get(iccid) ?? [];
     queue.push(script);
