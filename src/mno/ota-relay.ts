@@ -48,6 +48,7 @@ interface Script {
   responses?: Buffer[];
   readonly done: Promise<Buffer[]>;
   resolve(responses: Buffer[]): void;
+  reject(error: Error): void;
   timer?: NodeJS.Timeout;
 }
 
@@ -116,6 +117,7 @@ export class OtaRelay {
       state: "queued",
       done,
       resolve,
+      reject,
     };
     script.exchanges.push(
       ...script.commands.map((command, index) => ({ iccid, script: id, index, command })),
@@ -132,8 +134,6 @@ export class OtaRelay {
         ),
       );
     }, this.timeoutMs);
-    // A script waiting for its phone does not keep the process alive on its own.
-    script.timer.unref();
     this.remember(script);
     const queue = this.queues.get(iccid) ?? [];
     queue.push(script);
@@ -200,6 +200,23 @@ export class OtaRelay {
       commands: script.commands.length,
       ...(script.responses ? { responses: script.responses } : {}),
     };
+  }
+
+  /** The gateway stops: every script still waiting expires, and J-LIS's calls for them fail. */
+  close(): void {
+    for (const script of this.scripts.values())
+      if (script.state === "queued" || script.state === "fetched") {
+        clearTimeout(script.timer);
+        script.state = "expired";
+        this.dequeue(script);
+        script.done.catch(() => undefined);
+        script.reject(
+          new JpkiError(
+            "signer-unavailable",
+            `the ${this.carrier} gateway stopped before script ${script.id} ran`,
+          ),
+        );
+      }
   }
 
   /** Calls `notify` whenever a script for `iccid` arrives (the push trigger); returns the unsubscribe. */

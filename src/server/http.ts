@@ -631,6 +631,7 @@ export function createStatusService(authority: Authority, options: StatusService
         cut.unref();
         await closed;
         clearTimeout(cut);
+        api.close();
         await lookups.close();
       })();
       return closing;

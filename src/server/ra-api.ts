@@ -11,23 +11,18 @@
  *   POST /api/ra/links                           a registered verifier: the current certificate of
  *                                                the holder of a superseded one (with consent)
  *   GET  /api/support/compatibility              which carriers and SIM kinds carry the JPKI applet
- *   POST /api/mno/scripts                        J-LIS submits a script for a SIM: { iccid, id?, commands }
- *   GET  /api/mno/scripts/{id}                   its state and, once run, the SIM's responses
- *   GET  /api/mno/sims/{iccid}                   the SIM status API: issuer, brand, state, active
- *   GET  /api/mno/relay/{iccid}?wait=SECONDS     the phone pulls the scripts waiting for its SIM
- *   POST /api/mno/relay/{iccid}/{id}             the phone posts the SIM's responses to one
+ *   /api/mno/...                                 every carrier's API (carrier-api.ts)
  *
  * Applications arrive at a desk that examines them in batches (ra.ts `ApplicationDesk`): under load,
  * many share each transaction. Refusals are 4xx with `{ error, reason }`; the citizen's security
  * does not rest on these endpoints (the card's signature, the SIM's attestation and J-LIS's secure
  * channel do), so they take no credentials; the relay only ever carries J-LIS's secured commands.
  */
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
 import { simStatus } from "../mno/carrier-store.js";
 import { compatibilityList } from "../mno/compatibility.js";
-import { OtaRelay, type ScriptStatus } from "../mno/ota-relay.js";
+import { OtaRelay } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
 import { receiveCarrierEvent } from "../ra/carrier-events.js";
 import { answerOf } from "../ra/jlis-client.js";
@@ -38,61 +33,26 @@ import { deliverCertificate, generateKeyOnSim } from "../ra/provisioning.js";
 import { ApplicationDesk } from "../ra/ra.js";
 import { authenticateVerifier, verifierMayAsk } from "../registry/verifiers.js";
 import type { Authority } from "./authority.js";
+import { CarrierApi } from "./carrier-api.js";
 import { bearerToken, readBody } from "./http-body.js";
-
-export interface ApiReply {
-  readonly status: number;
-  readonly body?: unknown;
-}
-
-/** The longest a phone's pull may wait for commands (long polling). */
-const MAX_WAIT_SECONDS = 30;
-const MAX_JSON_BYTES = 16 * 1024;
-
-const reply = (status: number, body?: unknown): ApiReply => ({
-  status,
-  ...(body === undefined ? {} : { body }),
-});
-const refusal = (status: number, error: string, reason: string) => reply(status, { error, reason });
-
-/** The HTTP status and error name of a JpkiError (src/errors.ts), as every JSON API answers it. */
-export function errorReply(error: unknown): ApiReply {
-  if (error instanceof JpkiError) return refusal(error.status, error.code, error.message);
-  return refusal(500, "internal", "the server failed; the error is logged");
-}
-
-function base64Field(body: unknown, name: string, maxBytes: number): Buffer {
-  const value = (body as Record<string, unknown> | null)?.[name];
-  if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
-    throw new JpkiError("bad-input", `${name}: base64 expected`);
-  const bytes = Buffer.from(value, "base64");
-  if (bytes.length === 0 || bytes.length > maxBytes)
-    throw new JpkiError("bad-input", `${name}: 1 to ${maxBytes} octets`);
-  return bytes;
-}
-
-/** A list of base64 strings, each 1 to `maxBytes` octets, at most 64 of them. */
-function base64List(body: unknown, name: string, maxBytes: number): Buffer[] {
-  const value = (body as Record<string, unknown> | null)?.[name];
-  if (!Array.isArray(value) || value.length === 0 || value.length > 64)
-    throw new JpkiError("bad-input", `${name}: a list of 1 to 64 base64 strings`);
-  return value.map((item, i) => base64Field({ [`${name}[${i}]`]: item }, `${name}[${i}]`, maxBytes));
-}
-
-const scriptStatusOf = (status: ScriptStatus) => ({
-  ...status,
-  ...(status.responses ? { responses: status.responses.map((r) => r.toString("base64")) } : {}),
-});
+import { type ApiReply, base64Field, errorReply, readJson, refusal, reply } from "./json-api.js";
 
 export class RaApi {
   private readonly relays = new Map<string, OtaRelay>();
   private readonly desk: ApplicationDesk<{ signedData: Buffer }>;
+  private readonly carriers: CarrierApi;
 
   constructor(
     private readonly authority: Authority,
     private readonly onError: (error: unknown) => void = () => undefined,
   ) {
     this.desk = new ApplicationDesk(authority, new OnlineChannel());
+    this.carriers = new CarrierApi({
+      gatewayOf: (iccid) => this.relayOf(iccid),
+      gateways: () => this.relays.values(),
+      simStatus: (iccid) => simStatus(authority.dataDir, iccid),
+      onError,
+    });
   }
 
   /** The OTA relay of the carrier that issued SIM `iccid` (routing by the SIM's issuer, never the brand). */
@@ -105,6 +65,11 @@ export class RaApi {
       this.relays.set(sim.carrier, relay);
     }
     return relay;
+  }
+
+  /** Stops the carriers' gateways this API holds (scripts still waiting expire). */
+  close(): void {
+    for (const relay of this.relays.values()) relay.close();
   }
 
   /** Answers a request under /api/ (`path` without the query); undefined when the path is not ours. */
@@ -126,7 +91,7 @@ export class RaApi {
       }
       if (role === "ra" && resource === "sims" && id && sub === "key" && extra === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);
-        const body = await this.json(req);
+        const body = await readJson(req);
         const nonce = base64Field(body, "nonce", 64);
         const relay = await this.relayOf(id);
         const key = await generateKeyOnSim(this.authority, relay.transportFor(id), { iccid: id, nonce });
@@ -149,7 +114,7 @@ export class RaApi {
             "unauthorized",
             "a registered verifier's token is required: Authorization: Bearer <token>",
           );
-        const serial = (await this.json(req)) as { serial?: unknown } | null;
+        const serial = (await readJson(req)) as { serial?: unknown } | null;
         if (typeof serial?.serial !== "string" || !/^[0-9a-fA-F]{1,40}$/.test(serial.serial))
           throw new JpkiError("bad-input", "serial: the certificate's serial number in hex");
         const link = await linkedCertificate(this.authority.registry.db, serial.serial, verifier);
@@ -167,7 +132,7 @@ export class RaApi {
       }
       if (role === "ra" && resource === "carrier-events" && id === undefined) {
         if (method !== "POST") return refusal(405, "method-not-allowed", "POST /api/ra/carrier-events");
-        const received = await receiveCarrierEvent(this.authority, await this.json(req));
+        const received = await receiveCarrierEvent(this.authority, await readJson(req));
         return reply(received.applied ? 201 : 200, { applied: received.applied, ...received.outcome });
       }
       if (role === "ra" && resource === "applications" && id === undefined) {
@@ -211,85 +176,11 @@ export class RaApi {
           return reply(200, answerOf((await getApplication(this.authority.registry.db, number))!));
         }
       }
-      if (role === "mno" && resource === "relay" && id) {
-        const relay = await this.relayOf(id);
-        if (sub === undefined && method === "GET") {
-          const wait = Math.min(Math.max(Number(query.get("wait") ?? 0) || 0, 0), MAX_WAIT_SECONDS);
-          return reply(200, { scripts: await this.pull(relay, id, wait * 1000) });
-        }
-        if (sub !== undefined && extra === undefined && method === "POST") {
-          const body = await this.json(req);
-          const accepted = relay.respond(id, sub, base64List(body, "responses", 70_000));
-          return accepted
-            ? reply(204)
-            : refusal(409, "conflict", `script ${sub} is not waiting for responses`);
-        }
-        return refusal(
-          405,
-          "method-not-allowed",
-          "GET /api/mno/relay/{iccid}, POST /api/mno/relay/{iccid}/{script id}",
-        );
-      }
-      if (role === "mno" && resource === "sims" && id && sub === undefined) {
-        if (method !== "GET") return refusal(405, "method-not-allowed", "GET /api/mno/sims/{iccid}");
-        const status = simStatus(this.authority.dataDir, id);
-        return status
-          ? reply(200, status)
-          : refusal(404, "not-found", `SIM ${id} is in no carrier's inventory`);
-      }
-      if (role === "mno" && resource === "scripts") {
-        if (id === undefined && method === "POST") {
-          const body = (await this.json(req)) as { iccid?: unknown; id?: unknown } | null;
-          const iccid = typeof body?.iccid === "string" ? body.iccid : "";
-          const scriptId = body?.id ?? randomUUID();
-          if (typeof scriptId !== "string" || !/^[\w-]{1,64}$/.test(scriptId))
-            throw new JpkiError("bad-input", "id: 1 to 64 letters, digits, - or _");
-          const relay = await this.relayOf(iccid);
-          // Delivery goes on without this request: its outcome is read with GET /api/mno/scripts/{id}.
-          relay.submitScript(iccid, base64List(body, "commands", 70_000), scriptId).catch(() => undefined);
-          return reply(202, scriptStatusOf(relay.status(scriptId)!));
-        }
-        if (id !== undefined && sub === undefined && method === "GET") {
-          for (const relay of this.relays.values()) {
-            const status = relay.status(id);
-            if (status) return reply(200, scriptStatusOf(status));
-          }
-          return refusal(404, "not-found", `no script ${id}`);
-        }
-        return refusal(405, "method-not-allowed", "POST /api/mno/scripts, GET /api/mno/scripts/{id}");
-      }
+      if (role === "mno") return await this.carriers.handle(req, path, query);
       return refusal(404, "not-found", "no such resource; the API is described at /openapi.json and /docs");
     } catch (error) {
       if (!(error instanceof JpkiError) || error.status >= 500) this.onError(error);
       return errorReply(error);
     }
-  }
-
-  private async json(req: IncomingMessage): Promise<unknown> {
-    const body = await readBody(req, MAX_JSON_BYTES);
-    if (!body) throw new JpkiError("bad-input", `the JSON body is larger than ${MAX_JSON_BYTES} octets`);
-    try {
-      return JSON.parse(body.toString("utf8"));
-    } catch {
-      throw new JpkiError("bad-input", "the body is not JSON");
-    }
-  }
-
-  /** The scripts waiting for the SIM, waiting up to `waitMs` for the first one (long polling). */
-  private async pull(relay: OtaRelay, iccid: string, waitMs: number) {
-    let waiting = relay.pull(iccid);
-    if (waiting.length === 0 && waitMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, waitMs);
-        const stop = relay.onCommand(iccid, done);
-        function done() {
-          clearTimeout(timer);
-          stop();
-          resolve();
-        }
-      });
-      waiting = relay.pull(iccid);
-    }
-    return waiting.map(({ id, commands }) => ({ id, commands: commands.map((c) => c.toString("base64")) }));
   }
 }
