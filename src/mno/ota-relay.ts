@@ -70,7 +70,13 @@ export type ScriptTransport = Pick<CardTransport, "transmit"> & {
   transmitScript(commands: readonly Uint8Array[]): Promise<Buffer[]>;
 };
 
-export class OtaRelay {
+/** What J-LIS needs of a carrier's OTA gateway, in this process (OtaRelay) or another (http-gateway.ts). */
+export interface OtaGateway {
+  readonly carrier: string;
+  transportFor(iccid: string): ScriptTransport;
+}
+
+export class OtaRelay implements OtaGateway {
   /** Everything relayed, in order: the carrier's view. */
   readonly relayed: RelayedExchange[] = [];
   private readonly scripts = new Map<string, Script>();

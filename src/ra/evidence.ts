@@ -5,7 +5,7 @@
 import { createHash, type KeyObject } from "node:crypto";
 import { type KeyAttestationStatement, verifyKeyAttestation } from "../card/uicc/attestation.js";
 import { JpkiError } from "../errors.js";
-import { simStatus } from "../mno/carrier-store.js";
+import { carrierSimStatus } from "../mno/http-gateway.js";
 import { parseCertificate, verifyCertificateSignature } from "../pki/certificate.js";
 import { publicKeyFromSpki } from "../pki/public-key.js";
 import { citizenCertificateValidity, parseBirthDate, type Validity } from "../pki/validity.js";
@@ -104,12 +104,11 @@ export async function activeSim(
   if (sim.status !== "active")
     forbid(`SIM ${claim.iccid} is ${sim.status} at its carrier: ask the carrier to activate it`);
   // The carrier that issued the SIM answers whether it is in service (the SIM status API).
-  const atCarrier = simStatus(authority.dataDir, claim.iccid);
-  if (!atCarrier) forbid(`SIM ${claim.iccid} is in no carrier's inventory`);
-  if (!atCarrier!.active)
-    forbid(
-      `SIM ${claim.iccid} is ${atCarrier!.state} at ${atCarrier!.issuer}: ask the carrier to activate it`,
-    );
+  const atCarrier =
+    (await carrierSimStatus(authority, claim.iccid)) ??
+    forbid(`SIM ${claim.iccid} is in no carrier's inventory`);
+  if (!atCarrier.active)
+    forbid(`SIM ${claim.iccid} is ${atCarrier.state} at ${atCarrier.issuer}: ask the carrier to activate it`);
   return { id: sim.id, iccid: sim.iccid, eid: sim.eid ?? claim.eid, issuer: sim.carrier ?? "unknown" };
 }
 

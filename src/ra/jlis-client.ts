@@ -3,7 +3,7 @@
  * the `JlisClient` of src/phone/app.ts over the RA's functions, with the SIM reached through the
  * carrier's OTA relay of the SIM's issuer. The HTTP front offers the same operations over the network.
  */
-import type { OtaRelay } from "../mno/ota-relay.js";
+import type { OtaGateway } from "../mno/ota-relay.js";
 import type { ApplicationAnswer, JlisClient } from "../phone/app.js";
 import type { Authority } from "../server/authority.js";
 import { type ApplicationRecord, getApplication } from "./applications.js";
@@ -19,8 +19,8 @@ export const answerOf = (a: ApplicationRecord): ApplicationAnswer => ({
   failureReason: a.failureReason,
 });
 
-/** J-LIS in process; `relayFor` gives the OTA relay that reaches a SIM (by its issuer). */
-export function inProcessJlis(authority: Authority, relayFor: (iccid: string) => OtaRelay): JlisClient {
+/** J-LIS in process; `relayFor` gives the OTA gateway that reaches a SIM (its issuer's). */
+export function inProcessJlis(authority: Authority, relayFor: (iccid: string) => OtaGateway): JlisClient {
   const online = new OnlineChannel();
   return {
     async nonce() {

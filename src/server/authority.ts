@@ -52,6 +52,11 @@ export interface AuthorityConfig {
   baseUrl: string;
   /** Lifecycle policies (DESIGN §5); missing ones take the defaults. */
   policies?: Partial<Policies>;
+  /**
+   * Carriers that run in processes of their own (`jpki-mobile carrier serve`), by name: where J-LIS
+   * reaches their OTA gateway and SIM status API. The others run inside J-LIS's process.
+   */
+  carriers?: Record<string, { url: string }>;
   createdAt: string;
 }
 

@@ -14,10 +14,11 @@
  * side behind mutual TLS.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
 import { JpkiError } from "../errors.js";
-import type { SimStatusAnswer } from "../mno/carrier-store.js";
-import type { OtaRelay, ScriptStatus } from "../mno/ota-relay.js";
+import { issuerOfIccid, type SimStatusAnswer, simStatus } from "../mno/carrier-store.js";
+import { OtaRelay, type ScriptStatus } from "../mno/ota-relay.js";
 import { type ApiReply, base64List, errorReply, readJson, refusal, reply } from "./json-api.js";
 
 /** The longest a phone's pull may wait for scripts (long polling). */
@@ -118,4 +119,53 @@ export class CarrierApi {
     }
     return waiting.map(({ id, commands }) => ({ id, commands: commands.map((c) => c.toString("base64")) }));
   }
+}
+
+/**
+ * One carrier's server (`jpki-mobile carrier serve`): the carrier API for the SIMs it issued, from its
+ * own files in the data directory, and /healthz.
+ */
+export function createCarrierServer(dataDir: string, carrier: string) {
+  const gateway = new OtaRelay(carrier);
+  const ours = (iccid: string) => issuerOfIccid(iccid)?.name === carrier;
+  const api = new CarrierApi({
+    async gatewayOf(iccid) {
+      if (!ours(iccid)) throw new JpkiError("not-found", `SIM ${iccid} is not one of ${carrier}'s`);
+      return gateway;
+    },
+    gateways: () => [gateway],
+    simStatus: (iccid) => (ours(iccid) ? simStatus(dataDir, iccid) : undefined),
+    onError: (error) => process.stderr.write(`carrier API: ${String(error)}\n`),
+  });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://carrier");
+    const send = (status: number, body?: unknown) => {
+      res.writeHead(status, body === undefined ? {} : { "content-type": "application/json" });
+      res.end(body === undefined ? undefined : JSON.stringify(body));
+    };
+    if (url.pathname === "/healthz") return send(200, { carrier, status: "ok" });
+    api.handle(req, url.pathname, url.searchParams).then(
+      (answer) =>
+        answer
+          ? send(answer.status, answer.body)
+          : send(404, { error: "not-found", reason: "no such resource: the carrier API is under /api/mno" }),
+      () => send(500, { error: "internal", reason: "the server failed; the error is logged" }),
+    );
+  });
+  return {
+    async listen(port: number, host = "127.0.0.1"): Promise<string> {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      return `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+    },
+    async close(): Promise<void> {
+      gateway.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
 }

@@ -22,6 +22,7 @@ import type { IncomingMessage } from "node:http";
 import { JpkiError } from "../errors.js";
 import { simStatus } from "../mno/carrier-store.js";
 import { compatibilityList } from "../mno/compatibility.js";
+import { remoteCarrier } from "../mno/http-gateway.js";
 import { OtaRelay } from "../mno/ota-relay.js";
 import { getApplication, parseApplicationNumber } from "../ra/applications.js";
 import { receiveCarrierEvent } from "../ra/carrier-events.js";
@@ -67,6 +68,13 @@ export class RaApi {
     return relay;
   }
 
+  /** How J-LIS reaches SIM `iccid`: its issuer's gateway, in another process or in this one. */
+  private async transportTo(iccid: string) {
+    const sim = await this.authority.registry.getSimByIccid(iccid);
+    const apart = sim?.carrier ? remoteCarrier(this.authority, sim.carrier) : undefined;
+    return (apart ?? (await this.relayOf(iccid))).transportFor(iccid);
+  }
+
   /** Stops the carriers' gateways this API holds (scripts still waiting expire). */
   close(): void {
     for (const relay of this.relays.values()) relay.close();
@@ -93,8 +101,7 @@ export class RaApi {
         if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);
         const body = await readJson(req);
         const nonce = base64Field(body, "nonce", 64);
-        const relay = await this.relayOf(id);
-        const key = await generateKeyOnSim(this.authority, relay.transportFor(id), { iccid: id, nonce });
+        const key = await generateKeyOnSim(this.authority, await this.transportTo(id), { iccid: id, nonce });
         return reply(200, {
           publicKey: key.spki.toString("base64"),
           attestation: key.attestation.toString("base64"),
@@ -171,8 +178,7 @@ export class RaApi {
           if (method !== "POST") return refusal(405, "method-not-allowed", `POST ${path}`);
           const application = await getApplication(this.authority.registry.db, number);
           if (!application?.iccid) return refusal(404, "not-found", `no application ${number} with a SIM`);
-          const relay = await this.relayOf(application.iccid);
-          await deliverCertificate(this.authority, relay.transportFor(application.iccid), number);
+          await deliverCertificate(this.authority, await this.transportTo(application.iccid), number);
           return reply(200, answerOf((await getApplication(this.authority.registry.db, number))!));
         }
       }

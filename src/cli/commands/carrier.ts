@@ -13,10 +13,21 @@ import {
 } from "../../mno/carrier-events.js";
 import { CARRIERS, findCarrier } from "../../mno/carriers.js";
 import { compatibilityList } from "../../mno/compatibility.js";
-import { CarrierEventOutbox, type OutboxEntry } from "../../mno/event-outbox.js";
+import { CarrierEventOutbox, httpEventSender, type OutboxEntry } from "../../mno/event-outbox.js";
 import { enrolCarrierKey, inProcessEventSender } from "../../ra/carrier-events.js";
+import { createCarrierServer } from "../../server/carrier-api.js";
+import { startPeriodic } from "../../util/periodic.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
-import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import {
+  DATA_HELP,
+  dataDir,
+  dataOption,
+  JSON_HELP,
+  jsonOption,
+  portOption,
+  untilStopSignal,
+  withAuthority,
+} from "./options.js";
 
 function carrierOption(value: string | undefined): string {
   if (value === undefined)
@@ -169,4 +180,78 @@ ${JSON_HELP} [{ "carrier", "displayName", "kind", "simKind", "jpkiApplet", "otaB
   },
 };
 
-export const carrierCommands: readonly Command[] = [carrierEvent, carrierOutbox, supportCompatibility];
+const DEFAULT_CARRIER_PORT = 8070;
+
+export const carrierServe: Command = {
+  name: "carrier serve",
+  summary: "run one carrier in a process of its own: its OTA gateway, SIM status API and events to J-LIS",
+  help: `
+Usage: jpki-mobile carrier serve --carrier NAME [--jlis URL] [--every SECONDS] [--data DIR]
+                                 [--port N] [--host H] [--json]
+
+One carrier as a process of its own, apart from J-LIS: its OTA gateway (J-LIS submits scripts, the
+phones pull them), its SIM status API, and the delivery of its events to J-LIS. It reads only the
+carrier's own files in the data directory (DATA/carriers/NAME: its SIM inventory, its outbox, its
+keys), never J-LIS's registry. J-LIS uses it when the data directory's config.json says where:
+"carriers": { "NAME": { "url": "http://127.0.0.1:8070" } }. Prints its URL; runs until Ctrl-C or
+SIGTERM. The API is at /api/mno (docs/carriers.md), health at /healthz.
+
+${DATA_HELP}
+  --carrier NAME    a carrier that issues SIMs (${CARRIERS.filter((c) => c.issuerNumber)
+    .map((c) => c.name)
+    .join(", ")}); a light MVNO's SIMs are its host's
+  --jlis URL        J-LIS's server, where the carrier's events go (default: events stay in the outbox)
+  --every SECONDS   how often the outbox is delivered (default 10)
+  --port N          port to listen on (default ${DEFAULT_CARRIER_PORT}; 0 picks a free one)
+  --host H          address to listen on (default 127.0.0.1)
+${JSON_HELP} the first line: { "url", "carrier" }
+`,
+  options: {
+    ...dataOption,
+    ...jsonOption,
+    carrier: { type: "string" },
+    jlis: { type: "string" },
+    every: { type: "string" },
+    port: { type: "string" },
+    host: { type: "string" },
+  },
+  async run(values) {
+    const carrier = findCarrier(carrierOption(stringOption(values, "carrier")));
+    if (!carrier.issuerNumber)
+      throw new UsageError(
+        `${carrier.name} issues no SIMs: its SIMs are ${carrier.host}'s, served by ${carrier.host}`,
+      );
+    const port = portOption(stringOption(values, "port"), DEFAULT_CARRIER_PORT);
+    const every = Number(stringOption(values, "every") ?? "10");
+    if (!(every > 0)) throw new UsageError("--every must be a positive number of seconds");
+    const jlis = stringOption(values, "jlis");
+    const dir = dataDir(values);
+    const server = createCarrierServer(dir, carrier.name);
+    const stopped = untilStopSignal();
+    const url = await server.listen(port, stringOption(values, "host") ?? "127.0.0.1");
+    const events = jlis
+      ? startPeriodic(
+          () => CarrierEventOutbox.open(dir, carrier.name).deliver(httpEventSender(jlis)),
+          every * 1000,
+          (error) => process.stderr.write(`delivering events to J-LIS failed: ${String(error)}\n`),
+        )
+      : undefined;
+    // One line, so that a supervisor reads the URL from the first line.
+    process.stdout.write(
+      values.json === true
+        ? `${JSON.stringify({ url, carrier: carrier.name })}\n`
+        : `${carrier.displayName} serves at ${url}\n`,
+    );
+    await stopped;
+    await events?.stop();
+    await server.close();
+    return 0;
+  },
+};
+
+export const carrierCommands: readonly Command[] = [
+  carrierEvent,
+  carrierOutbox,
+  carrierServe,
+  supportCompatibility,
+];

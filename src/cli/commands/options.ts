@@ -1,6 +1,6 @@
 /** Options several commands share. */
 import { type Authority, openAuthority } from "../../server/authority.js";
-import type { OptionValues } from "../command.js";
+import { type OptionValues, UsageError } from "../command.js";
 
 export const dataOption = { data: { type: "string" } } as const;
 export const jsonOption = { json: { type: "boolean" } } as const;
@@ -28,4 +28,26 @@ export async function withAuthority(
   } finally {
     await authority.close();
   }
+}
+
+/** A TCP port option (0 picks a free one). */
+export function portOption(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError("--port must be a TCP port (0 to 65535; 0 picks a free one)");
+  return port;
+}
+
+/** Resolves at the first SIGINT or SIGTERM (a server's stop). */
+export function untilStopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
 }

@@ -15,7 +15,16 @@ import { loginOnlyApp, loginToRelyingParty } from "../../phone/rp-login.js";
 import { addVerifier } from "../../registry/verifiers.js";
 import { createDemoRelyingParty } from "../../rp/demo-server.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
-import { DATA_HELP, dataDir, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import {
+  DATA_HELP,
+  dataDir,
+  dataOption,
+  JSON_HELP,
+  jsonOption,
+  portOption,
+  untilStopSignal,
+  withAuthority,
+} from "./options.js";
 
 const DEFAULT_RP_PORT = 8090;
 const DEFAULT_RP_ID = "demo-rp";
@@ -24,14 +33,6 @@ const DEFAULT_RP_ID = "demo-rp";
 interface RpCredentials {
   readonly verifierId: string;
   readonly token: string;
-}
-
-function portOf(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_RP_PORT;
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new UsageError("--port must be a TCP port (0 to 65535; 0 picks a free one)");
-  return port;
 }
 
 /** The OCSP URL of a status server given by its base URL or by its /ocsp URL. */
@@ -44,18 +45,6 @@ function ocspUrlOf(statusUrl: string): string {
   }
   const base = url.toString().replace(/\/+$/, "");
   return base.endsWith("/ocsp") ? base : `${base}/ocsp`;
-}
-
-function untilStopSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
 }
 
 export const rpServe: Command = {
@@ -90,7 +79,7 @@ ${JSON_HELP} (one line: { "url", "rpId", "verifierId", "ocspUrl" })
   },
   async run(values) {
     const ocspUrl = ocspUrlOf(stringOption(values, "status-url", true));
-    const port = portOf(stringOption(values, "port"));
+    const port = portOption(stringOption(values, "port"), DEFAULT_RP_PORT);
     const host = stringOption(values, "host") ?? "127.0.0.1";
     const id = stringOption(values, "id") ?? DEFAULT_RP_ID;
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) throw new UsageError("--id is 1 to 100 of A-Z a-z 0-9 . _ -");
