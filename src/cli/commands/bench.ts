@@ -197,20 +197,29 @@ function renderIssue(r: IssueBenchResult): string {
   ].join("\n");
 }
 
-async function runIssue(values: OptionValues): Promise<IssueBenchResult> {
+/** A progress bar that names each phase on its own line as it starts (on a terminal). */
+function phasedProgress() {
   const bar = progress("preparing");
   let label = "";
-  const result = await runIssueBench({
-    applications: positiveInteger(stringOption(values, "count"), "count", 1000),
-    citizens: positiveInteger(stringOption(values, "citizens"), "citizens", 50),
-    concurrency: positiveInteger(stringOption(values, "concurrency"), "concurrency", 128),
-    onProgress: (phase, done, total) => {
+  return {
+    onProgress(phase: string, done: number, total: number) {
       if (phase !== label && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${phase}\n`);
       label = phase;
       bar.update(done, total);
     },
+    end: () => bar.end(),
+  };
+}
+
+async function runIssue(values: OptionValues): Promise<IssueBenchResult> {
+  const shown = phasedProgress();
+  const result = await runIssueBench({
+    applications: positiveInteger(stringOption(values, "count"), "count", 1000),
+    citizens: positiveInteger(stringOption(values, "citizens"), "citizens", 50),
+    concurrency: positiveInteger(stringOption(values, "concurrency"), "concurrency", 128),
+    onProgress: shown.onProgress,
   });
-  bar.end();
+  shown.end();
   return result;
 }
 
@@ -225,18 +234,13 @@ function renderOta(r: OtaBenchResult): string {
 }
 
 async function runOta(values: OptionValues): Promise<OtaBenchResult> {
-  const bar = progress("preparing");
-  let label = "";
+  const shown = phasedProgress();
   const result = await runOtaBench({
     sims: positiveInteger(stringOption(values, "sims"), "sims", 32),
     deliveries: positiveInteger(stringOption(values, "count"), "count", 20),
-    onProgress: (phase, done, total) => {
-      if (phase !== label && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${phase}\n`);
-      label = phase;
-      bar.update(done, total);
-    },
+    onProgress: shown.onProgress,
   });
-  bar.end();
+  shown.end();
   return result;
 }
 

@@ -12,7 +12,7 @@ import { formatVpcdAddress, parseVpcdAddress, serveCardOverVpcd, type VpcdEvent 
 import { CARRIERS } from "../../mno/carriers.js";
 import { createSim } from "../../mno/sim-factory.js";
 import { type Command, type OptionValues, printResult, stringOption } from "../command.js";
-import { DATA_HELP, dataOption, JSON_HELP, jsonOption, withAuthority } from "./options.js";
+import { DATA_HELP, dataOption, JSON_HELP, jsonOption, untilStopSignal, withAuthority } from "./options.js";
 
 const SERVE_OPTIONS = {
   state: { type: "string" },
@@ -75,15 +75,7 @@ async function serve(
       say(line);
     },
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  await untilStopSignal();
   await link.close();
   const stats = link.stats;
   say(`stopped: ${stats.apdus} APDUs in ${stats.sessions} reader session(s)`);
