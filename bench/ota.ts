@@ -28,7 +28,7 @@ import { openMyNumberCard } from "../src/card/mynacard.js";
 import { CardManagerSession } from "../src/card/uicc/host.js";
 import { openUicc } from "../src/card/uicc/uicc.js";
 import { cardManagerKeys } from "../src/mno/carriers.js";
-import { OtaRelay, relayForPhone, ScriptJournal, type ScriptTransport } from "../src/mno/ota-relay.js";
+import { OtaRelay, relayForPhone, type ScriptTransport } from "../src/mno/ota-relay.js";
 import { createSim } from "../src/mno/sim-factory.js";
 import { JpkiApp } from "../src/phone/app.js";
 import { DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../src/ra/card-issuance.js";
@@ -148,32 +148,24 @@ async function provisionedSim(
 }
 
 /**
- * The phone's agent as relayForPhone runs it, timing the hops: each script's wait in the gateway
- * (from J-LIS's submission to the pull) and the time the phone and the SIM spend running it.
+ * The phone's agent, timing the hops: each script's wait in the gateway (from J-LIS's submission to
+ * the pull) and the time the phone and the SIM spend running it.
  */
 function timedAgent(sim: BenchSim, clock: Clock, timings: Timings): () => void {
-  const journal = new ScriptJournal();
-  let running = false;
-  const drain = async () => {
-    if (running) return;
-    running = true;
-    try {
-      for (let batch = sim.relay.pull(sim.iccid); batch.length > 0; batch = sim.relay.pull(sim.iccid))
-        for (const script of batch) {
-          const pulled = performance.now();
-          const times = clock.get(script.id);
-          if (times) timings.gatewayMs += pulled - times.submitted;
-          const responses = await journal.run(sim.uicc, script);
-          const ran = performance.now();
-          timings.phoneAndSimMs += ran - pulled;
-          if (times) times.ran = ran;
-          sim.relay.respond(sim.iccid, script.id, responses);
-        }
-    } finally {
-      running = false;
-    }
-  };
-  return sim.relay.onCommand(sim.iccid, () => void drain().catch(() => undefined));
+  let pulled = 0;
+  return relayForPhone(sim.relay, sim.iccid, sim.uicc, {
+    onPulled(id) {
+      pulled = performance.now();
+      const times = clock.get(id);
+      if (times) timings.gatewayMs += pulled - times.submitted;
+    },
+    onRan(id) {
+      const ran = performance.now();
+      timings.phoneAndSimMs += ran - pulled;
+      const times = clock.get(id);
+      if (times) times.ran = ran;
+    },
+  });
 }
 
 /** J-LIS's transport through the gateway, timing each script's round trip and its way back. */

@@ -55,6 +55,15 @@ const names = new Map<number, StatusWordName>(
 );
 
 /** 63 Cn with n = tries left, capped at 15 (the low nibble, ISO/IEC 7816-4 §5.6 table 6). */
+/**
+ * Whether a response APDU says the card completed the command: 90 00, or 61 xx (more data waiting).
+ * Anything else stops a script of commands.
+ */
+export function completedResponse(response: Uint8Array): boolean {
+  const sw1 = response[response.length - 2];
+  return response.length >= 2 && (sw1 === 0x61 || (sw1 === 0x90 && response[response.length - 1] === 0x00));
+}
+
 export function verifyFailed(triesLeft: number): number {
   return SW.VERIFY_FAILED | Math.max(0, Math.min(15, triesLeft));
 }

@@ -14,9 +14,8 @@ import { CardManagerSession } from "../card/uicc/host.js";
 import { openUicc } from "../card/uicc/uicc.js";
 import { JpkiError } from "../errors.js";
 import { billingMonth, closeMonth, ledgerReport, ratesOf } from "../ledger/ledger.js";
-import { type CarrierEventKind, carrierEventPublicKey } from "../mno/carrier-events.js";
+import type { CarrierEventKind } from "../mno/carrier-events.js";
 import { cardManagerKeys } from "../mno/carriers.js";
-import { CarrierEventOutbox } from "../mno/event-outbox.js";
 import { OtaRelay, relayForPhone } from "../mno/ota-relay.js";
 import { createSim } from "../mno/sim-factory.js";
 import { addClerk } from "../municipality/clerks.js";
@@ -28,7 +27,7 @@ import { loginToRelyingParty } from "../phone/rp-login.js";
 import { envelopeKey } from "../post/envelope.js";
 import { RestrictedDeliveryService } from "../post/restricted-delivery.js";
 import { DEFAULT_SIGN_PASSWORD, issueMyNumberCard } from "../ra/card-issuance.js";
-import { enrolCarrierKey, inProcessEventSender } from "../ra/carrier-events.js";
+import { reportCarrierEvent } from "../ra/carrier-events.js";
 import { inProcessJlis } from "../ra/jlis-client.js";
 import { OnlineChannel } from "../ra/online.js";
 import { inProcessPostalJlis, readAccessCodeLetter, referReturnedApplications } from "../ra/postal.js";
@@ -294,32 +293,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       iccid: string,
       requested?: boolean,
     ) => {
-      await enrolCarrierKey(
-        db,
+      const { entry, acknowledgement } = await reportCarrierEvent(
+        authority,
         carrier,
-        carrierEventPublicKey(authority.dataDir, carrier),
-        `carrier:${carrier}`,
+        kind,
+        iccid,
+        requested === undefined ? {} : { requestedBySubscriber: requested },
       );
-      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
-      try {
-        const event = outbox.record(
-          kind,
-          iccid,
-          requested === undefined ? {} : { requestedBySubscriber: requested },
-        );
-        const pass = await outbox.deliver(inProcessEventSender(authority));
-        if (pass.delivered !== 1)
-          throw new Error(`the event did not reach J-LIS: ${outbox.entries().at(-1)?.lastError}`);
-        const row = await db
-          .selectFrom("carrier_events")
-          .select("outcome")
-          .where("carrier", "=", carrier)
-          .where("id", "=", event.id)
-          .executeTakeFirstOrThrow();
-        return JSON.parse(row.outcome) as { simStatus: string; revoked: string[] };
-      } finally {
-        outbox.close();
-      }
+      if (!acknowledgement) throw new Error(`the event did not reach J-LIS: ${entry.lastError}`);
+      return { simStatus: acknowledgement.simStatus, revoked: acknowledgement.revoked ?? [] };
     };
     const aNewPhone = await newPhone(authority, "sakura");
     cleanups.push(aNewPhone.stopRelay);

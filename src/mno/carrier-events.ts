@@ -26,6 +26,17 @@ export const CARRIER_EVENT_KINDS = [
 ] as const;
 export type CarrierEventKind = (typeof CARRIER_EVENT_KINDS)[number];
 
+/** The SIM's state after each kind of event, at the carrier and at J-LIS alike. */
+export const SIM_STATE_AFTER: Record<
+  CarrierEventKind,
+  "ported-out" | "swapped" | "deactivated" | "profile-deleted"
+> = {
+  "port-out": "ported-out",
+  "sim-swap": "swapped",
+  "sim-deactivated": "deactivated",
+  "esim-profile-deleted": "profile-deleted",
+};
+
 export interface CarrierEvent {
   /** The carrier's id for the event (a UUID). */
   readonly id: string;

@@ -135,7 +135,6 @@ test("events survive J-LIS being killed mid-delivery, and each is applied exactl
     assert.deepEqual(await verifyAudit(db), []);
   } finally {
     await killJlis();
-    outbox.close();
     rmSync(carrierDir, { recursive: true, force: true });
     await sandbox.close();
   }

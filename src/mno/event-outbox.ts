@@ -16,16 +16,20 @@ import {
   type CarrierEvent,
   type CarrierEventKind,
   carrierEventKey,
+  SIM_STATE_AFTER,
   type SignedCarrierEvent,
   signCarrierEvent,
 } from "./carrier-events.js";
-import { carrierDatabase, type SubscriptionState, setSubscriptionState } from "./carrier-store.js";
+import { carrierDatabase, setSubscriptionState } from "./carrier-store.js";
 import { CARRIERS } from "./carriers.js";
 
 /** J-LIS's answer to a delivery. */
 export interface EventAcknowledgement {
   /** False when J-LIS had the event already (an earlier delivery whose answer was lost). */
   readonly applied: boolean;
+  /** What J-LIS did with it (then, for an event it had already): the SIM's status and the certificates revoked. */
+  readonly simStatus?: string;
+  readonly revoked?: readonly string[];
 }
 
 /**
@@ -54,14 +58,6 @@ export interface DeliveryPass {
   failed: number;
   refused: number;
 }
-
-/** The subscription's state after each kind of event. */
-const STATE_AFTER: Record<CarrierEventKind, SubscriptionState> = {
-  "port-out": "ported-out",
-  "sim-swap": "swapped",
-  "sim-deactivated": "deactivated",
-  "esim-profile-deleted": "profile-deleted",
-};
 
 /** First retry after 1 s, doubling up to 5 minutes. */
 export function retryDelayMs(attempts: number): number {
@@ -110,7 +106,7 @@ export class CarrierEventOutbox {
     // The subscription's new state and the event for J-LIS: both or neither (a SIM this carrier did
     // not issue, as a light MVNO's, is in its host's inventory, which follows its own network).
     this.database.transaction(() => {
-      setSubscriptionState(this.database, iccid, STATE_AFTER[kind]);
+      setSubscriptionState(this.database, iccid, SIM_STATE_AFTER[kind]);
       this.database
         .prepare(
           "insert into outbox (id, signed, state, next_attempt_at, created_at) values (?, ?, 'pending', ?, ?)",
@@ -168,9 +164,6 @@ export class CarrierEventOutbox {
     }));
   }
 
-  /** Nothing to release: the carrier's database connection stays open for the process (carrier-store.ts). */
-  close(): void {}
-
   private settle(id: string, state: OutboxState, error: string | null): void {
     this.database
       .prepare("update outbox set state = ?, attempts = attempts + 1, last_error = ? where id = ?")
@@ -187,11 +180,16 @@ export function httpEventSender(baseUrl: string, timeoutMs = 10_000): EventSende
       body: JSON.stringify(signed),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const body = (await response.json().catch(() => ({}))) as { applied?: boolean; reason?: string };
+    const body = (await response.json().catch(() => ({}))) as {
+      applied?: boolean;
+      simStatus?: string;
+      revoked?: string[];
+      reason?: string;
+    };
     if (response.status >= 400 && response.status < 500)
       throw new EventRefused(`J-LIS refused the event (${response.status}): ${body.reason ?? ""}`);
     if (!response.ok) throw new Error(`J-LIS answered ${response.status}: ${body.reason ?? ""}`);
-    return { applied: body.applied === true };
+    return { applied: body.applied === true, simStatus: body.simStatus, revoked: body.revoked };
   };
 }
 

@@ -17,6 +17,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { CardTransport } from "../card/card.js";
+import { completedResponse } from "../card/status-words.js";
 import { JpkiError } from "../errors.js";
 
 /** One command and its response as the gateway carried them. */
@@ -58,12 +59,6 @@ export interface OtaRelayOptions {
   /** Scripts whose status is kept after they ended (default 100,000): older ones are forgotten. */
   readonly keptScripts?: number;
 }
-
-/** The SIM answered the command: 90 00, or 61 xx (more data). Anything else stops a script. */
-export const completed = (response: Uint8Array): boolean =>
-  response.length >= 2 &&
-  (response[response.length - 2] === 0x61 ||
-    (response[response.length - 2] === 0x90 && response[response.length - 1] === 0x00));
 
 /** A transport that also sends a whole script at once (the gateway's transport for J-LIS's host code). */
 export type ScriptTransport = Pick<CardTransport, "transmit"> & {
@@ -182,7 +177,7 @@ export class OtaRelay implements OtaGateway {
     if (responses.length === 0 || responses.length > script.commands.length)
       throw new JpkiError("bad-input", `script ${id} has ${script.commands.length} commands`);
     const last = responses[responses.length - 1]!;
-    if (responses.length < script.commands.length && completed(last))
+    if (responses.length < script.commands.length && completedResponse(last))
       throw new JpkiError("bad-input", `script ${id}: responses stop before a refusal`);
     script.state = "executed";
     script.responses = responses.map((r) => Buffer.from(r));
@@ -264,7 +259,7 @@ export async function runScript(
   for (const command of commands) {
     const response = Buffer.from(await sim.transmit(command));
     responses.push(response);
-    if (!completed(response)) break;
+    if (!completedResponse(response)) break;
   }
   return responses;
 }
@@ -288,6 +283,14 @@ export class ScriptJournal {
   }
 }
 
+/** What a phone's agent tells as it works (a benchmark times the hops with it). */
+export interface PhoneAgentHooks {
+  /** A script was taken from the gateway. */
+  onPulled?(scriptId: string): void;
+  /** The SIM ran it; its responses go back next. */
+  onRan?(scriptId: string): void;
+}
+
 /**
  * The phone's agent: whenever the carrier has scripts for its SIM, pulls them, runs each once on
  * the SIM and posts the responses. Returns a stop function.
@@ -296,6 +299,7 @@ export function relayForPhone(
   relay: OtaRelay,
   iccid: string,
   sim: Pick<CardTransport, "transmit">,
+  hooks: PhoneAgentHooks = {},
 ): () => void {
   const journal = new ScriptJournal();
   let running = false;
@@ -304,7 +308,12 @@ export function relayForPhone(
     running = true;
     try {
       for (let batch = relay.pull(iccid); batch.length > 0; batch = relay.pull(iccid))
-        for (const script of batch) relay.respond(iccid, script.id, await journal.run(sim, script));
+        for (const script of batch) {
+          hooks.onPulled?.(script.id);
+          const responses = await journal.run(sim, script);
+          hooks.onRan?.(script.id);
+          relay.respond(iccid, script.id, responses);
+        }
     } finally {
       running = false;
     }

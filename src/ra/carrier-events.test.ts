@@ -106,7 +106,6 @@ forEachDialect((_dialect, open) => {
         refusedWith("forbidden", /is ported-out at its carrier/),
       );
     } finally {
-      outbox.close();
       await sandbox.close();
     }
   });

@@ -15,9 +15,21 @@
 import { verify } from "node:crypto";
 import type { Kysely } from "kysely";
 import { JpkiError } from "../errors.js";
-import { type CarrierEvent, readSignedCarrierEvent } from "../mno/carrier-events.js";
+import {
+  type CarrierEvent,
+  type CarrierEventKind,
+  carrierEventPublicKey,
+  readSignedCarrierEvent,
+  SIM_STATE_AFTER,
+} from "../mno/carrier-events.js";
 import { findCarrier } from "../mno/carriers.js";
-import { EventRefused, type EventSender } from "../mno/event-outbox.js";
+import {
+  CarrierEventOutbox,
+  type EventAcknowledgement,
+  EventRefused,
+  type EventSender,
+  type OutboxEntry,
+} from "../mno/event-outbox.js";
 import { CrlReason } from "../pki/crl.js";
 import { publicKeyFromSpki } from "../pki/public-key.js";
 import { appendAudit } from "../registry/audit.js";
@@ -26,14 +38,6 @@ import { revokeSimCertificates } from "../registry/lifecycle.js";
 import { changeSimStatus } from "../registry/registry.js";
 import type { RegistrySchema } from "../registry/schema.js";
 import type { Authority } from "../server/authority.js";
-
-/** The SIM's status after each kind of event. */
-const SIM_STATUS_AFTER: Record<CarrierEvent["kind"], string> = {
-  "port-out": "ported-out",
-  "sim-swap": "swapped",
-  "sim-deactivated": "deactivated",
-  "esim-profile-deleted": "profile-deleted",
-};
 
 export interface CarrierEventOutcome {
   /** The SIM's status after the event. */
@@ -149,7 +153,7 @@ export async function receiveCarrierEvent(
         );
       return { event, applied: false, outcome: JSON.parse(earlier.outcome) as CarrierEventOutcome };
     }
-    const simStatus = SIM_STATUS_AFTER[event.kind];
+    const simStatus = SIM_STATE_AFTER[event.kind];
     const fraud = event.kind === "sim-swap" && event.requestedBySubscriber === false;
     const why = `${event.kind}${fraud ? " the subscriber did not ask for" : ""} reported by ${event.carrier} (event ${event.id})`;
     await changeSimStatus(trx, sim.id, simStatus, why, actor);
@@ -184,11 +188,44 @@ const isFinalRefusal = (error: unknown): error is JpkiError =>
 export function inProcessEventSender(authority: Authority): EventSender {
   return async (signed) => {
     try {
-      const { applied } = await receiveCarrierEvent(authority, signed);
-      return { applied };
+      const { applied, outcome } = await receiveCarrierEvent(authority, signed);
+      return { applied, ...outcome };
     } catch (error) {
       if (isFinalRefusal(error)) throw new EventRefused(error.message, { cause: error });
       throw error;
     }
   };
+}
+
+/**
+ * The all-in-one sandbox's report (`carrier event`, the demo): carrier `carrier` records an event
+ * about SIM `iccid` in its outbox and delivers it to J-LIS in this process at once, its event key
+ * enrolled on first use (both parties share the data directory). Returns the event, its outbox entry
+ * and, once delivered, J-LIS's acknowledgement.
+ */
+export async function reportCarrierEvent(
+  authority: Authority,
+  carrier: string,
+  kind: CarrierEventKind,
+  iccid: string,
+  options: { requestedBySubscriber?: boolean } = {},
+): Promise<{ event: CarrierEvent; entry: OutboxEntry; acknowledgement?: EventAcknowledgement }> {
+  const actor = `carrier:${carrier}`;
+  await enrolCarrierKey(
+    authority.registry.db,
+    carrier,
+    carrierEventPublicKey(authority.dataDir, carrier),
+    actor,
+  );
+  const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
+  const event = outbox.record(kind, iccid, options);
+  const send = inProcessEventSender(authority);
+  // Events go in order, this one last: the last acknowledgement is this event's once it is delivered.
+  let last: EventAcknowledgement | undefined;
+  await outbox.deliver(async (signed) => {
+    last = await send(signed);
+    return last;
+  });
+  const entry = outbox.entries().find((e) => e.event.id === event.id)!;
+  return { event, entry, ...(entry.state === "delivered" && last ? { acknowledgement: last } : {}) };
 }

@@ -66,7 +66,6 @@ forEachDialect((_dialect, open) => {
       assert.equal((await ask(first, signOnly.token)).status, 401);
       assert.equal((await ask("not hex")).status, 400);
       assert.equal((await ask("0badbeef")).status, 404);
-      assert.equal(citizen.authSerial.length > 0, true);
       assert.equal((await ask(citizen.authSerial)).status, 404, "a card certificate is never linked");
 
       const audited = await db

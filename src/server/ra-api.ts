@@ -56,23 +56,32 @@ export class RaApi {
     });
   }
 
-  /** The OTA relay of the carrier that issued SIM `iccid` (routing by the SIM's issuer, never the brand). */
-  async relayOf(iccid: string): Promise<OtaRelay> {
+  /** The carrier that issued SIM `iccid` (routing by the SIM's issuer, never the brand). */
+  private async issuerOf(iccid: string): Promise<string> {
     const sim = await this.authority.registry.getSimByIccid(iccid);
     if (!sim?.carrier) throw new JpkiError("not-found", `SIM ${iccid} is not in any carrier's inventory`);
-    let relay = this.relays.get(sim.carrier);
+    return sim.carrier;
+  }
+
+  /** The in-process OTA gateway of `carrier`, made on first use. */
+  private gatewayOf(carrier: string): OtaRelay {
+    let relay = this.relays.get(carrier);
     if (!relay) {
-      relay = new OtaRelay(sim.carrier);
-      this.relays.set(sim.carrier, relay);
+      relay = new OtaRelay(carrier);
+      this.relays.set(carrier, relay);
     }
     return relay;
   }
 
+  /** The in-process OTA gateway of the carrier that issued SIM `iccid`. */
+  async relayOf(iccid: string): Promise<OtaRelay> {
+    return this.gatewayOf(await this.issuerOf(iccid));
+  }
+
   /** How J-LIS reaches SIM `iccid`: its issuer's gateway, in another process or in this one. */
   private async transportTo(iccid: string) {
-    const sim = await this.authority.registry.getSimByIccid(iccid);
-    const apart = sim?.carrier ? remoteCarrier(this.authority, sim.carrier) : undefined;
-    return (apart ?? (await this.relayOf(iccid))).transportFor(iccid);
+    const carrier = await this.issuerOf(iccid);
+    return (remoteCarrier(this.authority, carrier) ?? this.gatewayOf(carrier)).transportFor(iccid);
   }
 
   /** Stops the carriers' gateways this API holds (scripts still waiting expire). */

@@ -10,7 +10,7 @@
 
 import { responseApdu } from "../apdu.js";
 import type { CardTransport } from "../card.js";
-import { CardStatusError, SW } from "../status-words.js";
+import { CardStatusError, completedResponse, SW } from "../status-words.js";
 import type { Scp03Host } from "./scp03.js";
 import type { Scp11Host } from "./scp11.js";
 import { SecureChannelError } from "./secure-messaging.js";
@@ -76,7 +76,7 @@ export async function transmitSecureScript(
     for (const command of commands) {
       const response = await transmitSecure(transport, channel, command);
       responses.push(response);
-      if (splitSw(response) !== SW.OK && splitSw(response) >> 8 !== 0x61) break;
+      if (!completedResponse(response)) break;
     }
     return responses;
   }
@@ -84,8 +84,6 @@ export async function transmitSecureScript(
   const responses = await transport.transmitScript(script.apdus);
   return responses.map((response, i) => script.unwrap(i, response));
 }
-
-const splitSw = (response: Buffer) => (response.length >= 2 ? response.readUInt16BE(response.length - 2) : 0);
 
 /** INITIALIZE UPDATE then EXTERNAL AUTHENTICATE at `securityLevel` (Amd D §7.1) over a transport. */
 export async function openScp03(transport: Transmit, host: Scp03Host, securityLevel: number): Promise<void> {

@@ -6,15 +6,11 @@
  * first use; a split deployment enrols it once, by its operators.
  */
 import { isValidIccid } from "../../card/uicc/identity.js";
-import {
-  CARRIER_EVENT_KINDS,
-  type CarrierEventKind,
-  carrierEventPublicKey,
-} from "../../mno/carrier-events.js";
+import { CARRIER_EVENT_KINDS, type CarrierEventKind } from "../../mno/carrier-events.js";
 import { CARRIERS, findCarrier } from "../../mno/carriers.js";
 import { compatibilityList } from "../../mno/compatibility.js";
 import { CarrierEventOutbox, httpEventSender, type OutboxEntry } from "../../mno/event-outbox.js";
-import { enrolCarrierKey, inProcessEventSender } from "../../ra/carrier-events.js";
+import { reportCarrierEvent } from "../../ra/carrier-events.js";
 import { createCarrierServer } from "../../server/carrier-api.js";
 import { startPeriodic } from "../../util/periodic.js";
 import { type Command, printResult, stringOption, UsageError } from "../command.js";
@@ -77,41 +73,26 @@ Example:
     if (values["not-requested"] === true && kind !== "sim-swap")
       throw new UsageError("--not-requested applies to a SIM swap only");
     return withAuthority(values, `carrier:${carrier}`, async (authority) => {
-      await enrolCarrierKey(
-        authority.registry.db,
+      const { event, entry, acknowledgement } = await reportCarrierEvent(
+        authority,
         carrier,
-        carrierEventPublicKey(authority.dataDir, carrier),
-        `carrier:${carrier}`,
+        kind as CarrierEventKind,
+        iccid,
+        kind === "sim-swap" ? { requestedBySubscriber: values["not-requested"] !== true } : {},
       );
-      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
-      try {
-        const event = outbox.record(kind as CarrierEventKind, iccid, {
-          ...(kind === "sim-swap" ? { requestedBySubscriber: values["not-requested"] !== true } : {}),
-        });
-        let outcome: { simStatus: string; revoked: readonly string[] } | undefined;
-        const send = inProcessEventSender(authority);
-        await outbox.deliver(async (signed) => {
-          const answer = await send(signed);
-          const recorded = await authority.registry.db
-            .selectFrom("carrier_events")
-            .select("outcome")
-            .where("carrier", "=", carrier)
-            .where("id", "=", event.id)
-            .executeTakeFirst();
-          if (recorded) outcome = JSON.parse(recorded.outcome);
-          return answer;
-        });
-        const entry = outbox.entries().find((e) => e.event.id === event.id)!;
-        const result = { event, state: entry.state, lastError: entry.lastError, ...outcome };
-        printResult(values.json === true, result, () =>
-          entry.state === "delivered"
-            ? `${carrier}: ${kind} of SIM ${iccid} reported to J-LIS (event ${event.id}). SIM is now ${outcome?.simStatus}; revoked: ${outcome?.revoked.length ? outcome.revoked.join(", ") : "none"}.`
-            : `${carrier}: ${kind} of SIM ${iccid} recorded (event ${event.id}) but ${entry.state}: ${entry.lastError}`,
-        );
-        return entry.state === "delivered" ? 0 : 1;
-      } finally {
-        outbox.close();
-      }
+      const result = {
+        event,
+        state: entry.state,
+        lastError: entry.lastError,
+        simStatus: acknowledgement?.simStatus,
+        revoked: acknowledgement?.revoked,
+      };
+      printResult(values.json === true, result, () =>
+        acknowledgement
+          ? `${carrier}: ${kind} of SIM ${iccid} reported to J-LIS (event ${event.id}). SIM is now ${acknowledgement.simStatus}; revoked: ${acknowledgement.revoked?.length ? acknowledgement.revoked.join(", ") : "none"}.`
+          : `${carrier}: ${kind} of SIM ${iccid} recorded (event ${event.id}) but ${entry.state}: ${entry.lastError}`,
+      );
+      return acknowledgement ? 0 : 1;
     });
   },
 };
@@ -136,20 +117,14 @@ ${JSON_HELP} [{ "event", "state", "attempts", "lastError" }]
   options: { ...dataOption, ...jsonOption, carrier: { type: "string" } },
   async run(values) {
     const carrier = carrierOption(stringOption(values, "carrier"));
-    return withAuthority(values, `carrier:${carrier}`, async (authority) => {
-      const outbox = CarrierEventOutbox.open(authority.dataDir, carrier);
-      try {
-        const entries = outbox.entries();
-        printResult(values.json === true, entries, (list) =>
-          list.length === 0
-            ? `${carrier} has sent no event.`
-            : [`${carrier}'s events:`, ...list.map(renderEntry)].join("\n"),
-        );
-        return 0;
-      } finally {
-        outbox.close();
-      }
-    });
+    // The carrier's own outbox: no J-LIS key or registry is opened to read it.
+    const entries = CarrierEventOutbox.open(dataDir(values), carrier).entries();
+    printResult(values.json === true, entries, (list) =>
+      list.length === 0
+        ? `${carrier} has sent no event.`
+        : [`${carrier}'s events:`, ...list.map(renderEntry)].join("\n"),
+    );
+    return 0;
   },
 };
 
