@@ -16,6 +16,7 @@ import type { CardTransport } from "../card/card.js";
 import { type GeneratedKey, JlisDomainSession } from "../card/uicc/host.js";
 import { JpkiError } from "../errors.js";
 import { carrierParty, ratesOf, recordBillable } from "../ledger/ledger.js";
+import { issuerOfIccid } from "../mno/carrier-store.js";
 import { CrlReason } from "../pki/crl.js";
 import { isoTime, toBuffer } from "../registry/db.js";
 import { LIVE_STATUSES, transitions } from "../registry/lifecycle.js";
@@ -106,12 +107,13 @@ export async function deliverCertificate(
   const injected = await injectedKeyOf(db, authority.dataDir, applicationId);
   if (injected) await session.injectKey(AUTH_KEY, injected);
   await session.storeAuthenticationCertificates(toBuffer(certificate.der), authority.certificates.auth);
-  const sim = await authority.registry.getSimByIccid(application.iccid ?? "");
+  // The SIM's issuer, from its ICCID's issuer number (how the delivery was routed).
+  const issuer = issuerOfIccid(application.iccid ?? "");
   await db.transaction().execute(async (trx) => {
     await advanceApplication(trx, applicationId, "delivered", { actor });
     await destroyInjectedKey(trx, applicationId);
     // The carrier that issued the SIM carried J-LIS's channel over the air (a light MVNO's host).
-    if ((options.via ?? "ota") === "ota" && sim?.carrier)
+    if ((options.via ?? "ota") === "ota" && issuer)
       await recordBillable(
         trx,
         [
@@ -119,7 +121,7 @@ export async function deliverCertificate(
             kind: "ota-delivery",
             source: `ota-delivery:${applicationId}`,
             payer: "jlis",
-            payee: carrierParty(sim.carrier),
+            payee: carrierParty(issuer.name),
             quantity: 1,
             rate: ratesOf(authority.dataDir).otaDelivery,
             reference: applicationId,
